@@ -1,0 +1,262 @@
+//! Settings shared by every host, read from the environment.
+//!
+//! Each setting is one environment variable (and, on the node, the matching `--flag`); the table in
+//! `docs/configuration.md` lists them all. A value that does not parse stops the process at start-up
+//! with a message naming the variable, rather than running with a surprise default.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Settings every host understands. The node flattens these into its command line; a Lambda
+/// function reads them with [`Settings::from_env`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// SQLite database file of the embedded store (created with its folder if missing).
+    #[arg(long = "db", env = "TRIBUTARY_DB", default_value = "data/tributary.db")]
+    pub db_path: PathBuf,
+
+    /// Origins allowed for CORS and WebSocket upgrades: a comma-separated list, or `*` for any.
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        default_value = "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173"
+    )]
+    pub allowed_origins: AllowedOrigins,
+
+    /// WebSocket connections allowed from one client IP; the next is refused with 503.
+    #[arg(long, env = "WEBSOCKET_MAX_CONNECTIONS_PER_IP", default_value_t = 10)]
+    pub websocket_max_connections_per_ip: u32,
+
+    /// WebSocket connections allowed in all; past it the oldest idle connection is evicted.
+    #[arg(long, env = "WEBSOCKET_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub websocket_max_connections: u32,
+
+    /// Seconds between two `stats_update` broadcasts.
+    #[arg(long, env = "STATS_INTERVAL_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stats_interval_seconds: u64,
+
+    /// Trends compare with the newest stats snapshot at least this old (hours).
+    #[arg(long, env = "STATS_TREND_WINDOW_HOURS", default_value_t = 24)]
+    pub stats_trend_window_hours: u32,
+
+    /// A new stats snapshot is stored when the newest one is older than this (minutes).
+    #[arg(long, env = "STATS_SNAPSHOT_INTERVAL_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stats_snapshot_interval_minutes: u32,
+
+    /// Token required by admin routes (`Authorization: Bearer` or `X-API-Key`). Unset: admin
+    /// routes are open to loopback clients only.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub admin_token: Option<SecretString>,
+
+    /// Log output: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// WebSocket URL given to frontends by `/api/v1/config/websocket`. Unset: derived from the
+    /// request's host.
+    #[arg(long, env = "PUBLIC_WEBSOCKET_URL")]
+    pub public_websocket_url: Option<String>,
+
+    /// Largest request body accepted, in bytes (413 past it).
+    #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub http_body_limit_bytes: usize,
+
+    /// Seconds a request may take before it is answered with 504.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_request_timeout_seconds: u64,
+
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy you trust).
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust_forwarded_for: bool,
+
+    /// Activity events waiting in memory before new ones spill to the spill file.
+    #[arg(long, env = "ACTIVITY_QUEUE_CAPACITY", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub activity_queue_capacity: u32,
+
+    /// Most activity events written in one store batch.
+    #[arg(long, env = "ACTIVITY_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub activity_batch_size: u32,
+
+    /// File activity events spill to when the queue is full or the store is down (JSON lines).
+    /// Default: `activity-spill.jsonl` beside the database.
+    #[arg(long, env = "ACTIVITY_SPILL_PATH")]
+    pub activity_spill_path: Option<PathBuf>,
+}
+
+/// Reads [`Settings`] from the environment alone (no command line), as a Lambda function does.
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true)]
+struct EnvOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Settings {
+    /// Settings from the environment, with a message naming the offending variable on error.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        EnvOnly::try_parse_from(std::iter::empty::<String>()).map(|parsed| parsed.settings)
+    }
+
+    pub fn stats_interval(&self) -> Duration {
+        Duration::from_secs(self.stats_interval_seconds)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_request_timeout_seconds)
+    }
+
+    /// Where activity spills: the configured path, or beside the database.
+    pub fn spill_path(&self) -> PathBuf {
+        self.activity_spill_path.clone().unwrap_or_else(|| {
+            let folder = self.db_path.parent().map(PathBuf::from).unwrap_or_default();
+            folder.join("activity-spill.jsonl")
+        })
+    }
+
+    /// The admin token, if one is configured (empty counts as none).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_ref().map(|token| token.expose_secret()).filter(|token| !token.is_empty())
+    }
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The origins a browser may call us from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `*`: any origin.
+    Any,
+    /// Exact origins (`scheme://host[:port]`), normalised to lower case without a trailing slash.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// Whether a browser at `origin` may call us. `host` is the request's `Host` header: a page the
+    /// node serves itself (same origin) is allowed when that host is loopback, so the built-in
+    /// dashboard works without configuration while DNS-rebinding pages stay out.
+    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = normalise_origin(origin);
+        match self {
+            AllowedOrigins::Any => true,
+            AllowedOrigins::List(list) => {
+                list.iter().any(|allowed| *allowed == origin) || host.is_some_and(|host| is_loopback_same_origin(&origin, host))
+            }
+        }
+    }
+
+    pub fn is_any(&self) -> bool {
+        matches!(self, AllowedOrigins::Any)
+    }
+
+    /// The configured list (empty for `*`).
+    pub fn list(&self) -> &[String] {
+        match self {
+            AllowedOrigins::Any => &[],
+            AllowedOrigins::List(list) => list,
+        }
+    }
+}
+
+fn normalise_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+fn is_loopback_same_origin(origin: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let hostname = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host.as_str(),
+    };
+    let loopback = hostname == "localhost"
+        || hostname.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    loopback && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+}
+
+impl FromStr for AllowedOrigins {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let entries: Vec<&str> = value.split(',').map(str::trim).filter(|entry| !entry.is_empty()).collect();
+        if entries.contains(&"*") {
+            return Ok(AllowedOrigins::Any);
+        }
+        let mut list = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let normalised = normalise_origin(entry);
+            let Some((scheme, rest)) = normalised.split_once("://") else {
+                return Err(format!("`{entry}` is not an origin: expected scheme://host[:port]"));
+            };
+            if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+                return Err(format!("`{entry}` is not an origin: expected http(s)://host[:port] with no path"));
+            }
+            list.push(normalised);
+        }
+        Ok(AllowedOrigins::List(list))
+    }
+}
+
+impl fmt::Display for AllowedOrigins {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowedOrigins::Any => f.write_str("*"),
+            AllowedOrigins::List(list) => f.write_str(&list.join(",")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_parse_and_match_exactly() {
+        let origins: AllowedOrigins = "https://Dash.example.com/, http://localhost:3000".parse().unwrap();
+        assert!(origins.allows("https://dash.example.com", None));
+        assert!(origins.allows("http://localhost:3000", None));
+        assert!(!origins.allows("http://localhost:3001", None));
+        assert!(!origins.allows("https://evil.example.com", None));
+        assert!("*".parse::<AllowedOrigins>().unwrap().allows("https://anything.example", None));
+        assert!("localhost:3000".parse::<AllowedOrigins>().is_err());
+        assert!("http://a.example/path".parse::<AllowedOrigins>().is_err());
+    }
+
+    #[test]
+    fn same_origin_is_allowed_only_on_loopback_hosts() {
+        let origins: AllowedOrigins = "https://dash.example.com".parse().unwrap();
+        assert!(origins.allows("http://127.0.0.1:8000", Some("127.0.0.1:8000")));
+        assert!(origins.allows("http://localhost:8000", Some("localhost:8000")));
+        assert!(origins.allows("http://[::1]:8000", Some("[::1]:8000")));
+        // A rebinding page names its own host; it is not loopback by name, so it is refused.
+        assert!(!origins.allows("http://rebind.example:8000", Some("rebind.example:8000")));
+        assert!(!origins.allows("http://localhost:9999", Some("localhost:8000")));
+    }
+
+    #[test]
+    fn settings_read_from_the_environment_have_documented_defaults() {
+        let settings = EnvOnly::try_parse_from(std::iter::empty::<String>()).unwrap().settings;
+        assert_eq!(settings.websocket_max_connections_per_ip, 10);
+        assert_eq!(settings.stats_interval_seconds, 5);
+        assert_eq!(settings.spill_path(), PathBuf::from("data/activity-spill.jsonl"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let settings = EnvOnly::try_parse_from(["--admin-token", "hunter2-secret"]).unwrap().settings;
+        assert_eq!(settings.admin_token(), Some("hunter2-secret"));
+        assert!(!format!("{settings:?}").contains("hunter2-secret"));
+    }
+}

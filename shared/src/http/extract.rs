@@ -1,0 +1,240 @@
+//! Extractors that answer bad input in the contract's shape: JSON bodies, query strings, the
+//! client's address, and admin access.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use bytes::Bytes;
+use http::header;
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::error::{ApiError, FieldError};
+
+/// A JSON body: 415 without a JSON content type, 413 past the body limit, 400 when it is not JSON,
+/// 422 (naming the field) when it does not fit the expected shape.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<mime_type::Essence>().ok())
+            .is_some_and(|essence| essence.is_json());
+        if !is_json {
+            return Err(ApiError::unsupported_media_type("expected a JSON body with `Content-Type: application/json`"));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large("the request body is larger than this route accepts")
+            } else {
+                ApiError::bad_request("unreadable_body", rejection.body_text())
+            }
+        })?;
+        decode_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Decodes JSON, telling malformed input (400) from a wrong shape (422 with the field's path).
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_data() {
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::validation(vec![FieldError::new(field, strip_position(&inner.to_string()))])
+        } else {
+            ApiError::bad_request("malformed_json", format!("the request body is not valid JSON: {inner}"))
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::bad_request("malformed_json", format!("unexpected content after the JSON value: {error}")))?;
+    Ok(value)
+}
+
+/// serde_json appends "at line 1 column 17" to data errors; the field path says it better.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Tiny media-type check, so `application/json; charset=utf-8` and `application/vnd.x+json` pass.
+mod mime_type {
+    pub struct Essence(String);
+
+    impl std::str::FromStr for Essence {
+        type Err = ();
+
+        fn from_str(value: &str) -> Result<Self, ()> {
+            let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            if essence.contains('/') { Ok(Essence(essence)) } else { Err(()) }
+        }
+    }
+
+    impl Essence {
+        pub fn is_json(&self) -> bool {
+            self.0 == "application/json" || (self.0.starts_with("application/") && self.0.ends_with("+json"))
+        }
+    }
+}
+
+/// A query string: 422 naming the parameter when it does not fit.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(ApiQuery).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." { "query".to_owned() } else { path };
+            ApiError::validation(vec![FieldError::new(field, error.into_inner().to_string())])
+        })
+    }
+}
+
+/// Where a request comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr {
+    /// The socket peer, when the host knows it (the node does).
+    pub peer: Option<IpAddr>,
+    /// The client: the first `X-Forwarded-For` address when `TRUST_FORWARDED_FOR` is on, else the peer.
+    pub client: Option<IpAddr>,
+}
+
+/// The source address a host that sees no socket (Lambda) found in its request context.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceIp(pub IpAddr);
+
+impl ClientAddr {
+    /// Reads the addresses from a request's parts.
+    pub fn from_parts(parts: &Parts, trust_forwarded_for: bool) -> Self {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+            .or_else(|| parts.extensions.get::<SourceIp>().map(|source| source.0));
+        let forwarded = || {
+            parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(',').next())
+                .and_then(|first| first.trim().parse::<IpAddr>().ok())
+        };
+        let client = if trust_forwarded_for { forwarded().or(peer) } else { peer };
+        ClientAddr { peer, client }
+    }
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::from_parts(parts, state.settings.trust_forwarded_for))
+    }
+}
+
+/// Proof that the caller may use admin routes: the admin token (Bearer or `X-API-Key`, compared in
+/// constant time), or, when no token is configured, a loopback peer.
+#[derive(Debug, Clone)]
+pub struct AdminAccess {
+    /// `token` or `loopback`.
+    pub granted_by: &'static str,
+}
+
+impl FromRequestParts<AppState> for AdminAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match state.settings.admin_token() {
+            Some(expected) => {
+                let presented = presented_token(parts)
+                    .ok_or_else(|| ApiError::unauthorized("this route needs the admin token (Authorization: Bearer … or X-API-Key)"))?;
+                if tokens_match(presented, expected) {
+                    Ok(AdminAccess { granted_by: "token" })
+                } else {
+                    Err(ApiError::unauthorized("the admin token is not valid"))
+                }
+            }
+            None => {
+                let peer = ClientAddr::from_parts(parts, false).peer;
+                if peer.is_some_and(|ip| ip.is_loopback()) {
+                    Ok(AdminAccess { granted_by: "loopback" })
+                } else {
+                    Err(ApiError::forbidden("admin_token_required", "admin routes are open to loopback clients only while no admin token is set")
+                        .with_hint("set ADMIN_TOKEN on the server and send it as `Authorization: Bearer <token>`"))
+                }
+            }
+        }
+    }
+}
+
+fn presented_token(parts: &Parts) -> Option<&str> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim);
+    bearer.or_else(|| parts.headers.get("x-api-key").and_then(|value| value.to_str().ok()).map(str::trim))
+}
+
+/// Compares digests in constant time, so neither the content nor the length of the token leaks
+/// through timing.
+fn tokens_match(presented: &str, expected: &str) -> bool {
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    presented.ct_eq(&expected).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        query: String,
+        context: Option<Context>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Context {
+        project_id: String,
+    }
+
+    #[test]
+    fn malformed_json_is_400_and_a_wrong_shape_is_422_naming_the_field() {
+        assert_eq!(decode_json::<Body>(b"{\"query\": ").unwrap_err().status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(decode_json::<Body>(b"{\"query\": \"a\"} trailing").unwrap_err().code(), "malformed_json");
+        let error = decode_json::<Body>(br#"{"query": "a", "context": {"project_id": 7}}"#).unwrap_err();
+        assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.field_errors()[0].field, "context.project_id");
+        assert!(!error.field_errors()[0].message.contains("line 1"));
+        let missing = decode_json::<Body>(b"{}").unwrap_err();
+        assert_eq!(missing.field_errors()[0].field, "body");
+        assert!(missing.field_errors()[0].message.contains("query"));
+    }
+
+    #[test]
+    fn tokens_compare_by_content() {
+        assert!(tokens_match("s3cret", "s3cret"));
+        assert!(!tokens_match("s3cre", "s3cret"));
+        assert!(!tokens_match("", "s3cret"));
+    }
+}

@@ -1,0 +1,87 @@
+//! HTTP: the routers, grouped by area, and the one function that turns them into an app.
+//!
+//! Each area ([`routes::activity`], [`routes::admin`], [`routes::stats`]) is an
+//! [`OpenApiRouter`] whose handlers carry their OpenAPI description, so the document cannot miss a
+//! route. A host merges the areas it serves (the node: all of them plus its WebSocket routes; a
+//! Lambda function: its own area) and calls [`into_app`], which adds the OpenAPI document, Swagger UI,
+//! the 404 fallback and the middleware every host shares.
+
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::activity::ActivityRecorder;
+use crate::config::Settings;
+use crate::realtime::Broadcaster;
+use crate::restart::Restarter;
+use crate::stats::{LiveGauges, StatsService};
+use crate::store::Stores;
+
+/// Everything a route may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppContext>);
+
+/// The contents of [`AppState`].
+pub struct AppContext {
+    pub settings: Settings,
+    pub stores: Stores,
+    pub activity: ActivityRecorder,
+    pub stats: StatsService,
+    pub broadcaster: Arc<dyn Broadcaster>,
+    pub restarter: Arc<dyn Restarter>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(
+        settings: Settings,
+        stores: Stores,
+        activity: ActivityRecorder,
+        broadcaster: Arc<dyn Broadcaster>,
+        restarter: Arc<dyn Restarter>,
+    ) -> Self {
+        let stats = StatsService::new(
+            stores.clone(),
+            broadcaster.clone(),
+            Arc::new(LiveGauges::default()),
+            std::time::Duration::from_secs(u64::from(settings.stats_trend_window_hours) * 3600),
+            std::time::Duration::from_secs(u64::from(settings.stats_snapshot_interval_minutes) * 60),
+        );
+        AppState(Arc::new(AppContext { settings, stores, activity, stats, broadcaster, restarter, started: Instant::now() }))
+    }
+
+    /// Seconds since this process started serving.
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+impl Deref for AppState {
+    type Target = AppContext;
+
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+/// Every HTTP area the core defines (the node serves them all).
+pub fn all_routes() -> OpenApiRouter<AppState> {
+    routes::admin::router().merge(routes::stats::router()).merge(routes::activity::router())
+}
+
+/// Finishes a host's routes into a servable app: adds `/openapi.json` and `/docs` describing exactly
+/// these routes, the contract-shaped 404, and the shared middleware.
+pub fn into_app(routes: OpenApiRouter<AppState>, state: AppState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(routes).split_for_parts();
+    let router = router.merge(routes::docs::router(api)).fallback(routes::fallback);
+    middleware::apply(router, &state).with_state(state)
+}

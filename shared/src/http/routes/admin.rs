@@ -1,0 +1,198 @@
+//! Admin area: health, the WebSocket configuration a frontend needs, and restart.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::AppState;
+use crate::http::extract::AdminAccess;
+use crate::http::middleware::defer_after_response;
+use crate::restart::RestartResponse;
+
+/// The path dashboards open their WebSocket on.
+pub const WEBSOCKET_PATH: &str = "/api/v1/ws/dashboard";
+
+/// How long `/health` waits for the store before calling it down.
+const STORE_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(websocket_config))
+        .routes(routes!(restart, restart_options))
+}
+
+/// Overall state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+}
+
+/// State of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    Up,
+    Degraded,
+    Down,
+}
+
+/// One component's health.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServiceHealth {
+    pub status: ServiceState,
+    /// Round trip of the check, when it makes one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Why it is not up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Component-specific figures.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub info: Map<String, Value>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    /// `store`, `activity` and `realtime`.
+    pub services: BTreeMap<String, ServiceHealth>,
+    pub version: String,
+    pub uptime_seconds: u64,
+    #[serde(with = "crate::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Each component's state; 503 when any is not up.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Everything is up", body = HealthReport),
+        (status = 503, description = "Degraded: see `services`", body = HealthReport),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
+    let mut services = BTreeMap::new();
+
+    let started = Instant::now();
+    let ping = tokio::time::timeout(STORE_PING_TIMEOUT, state.stores.health.ping()).await;
+    let latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    let (status, detail) = match ping {
+        Ok(Ok(())) => (ServiceState::Up, None),
+        Ok(Err(error)) => (ServiceState::Down, Some(error.to_string())),
+        Err(_) => (ServiceState::Down, Some(format!("no answer within {} s", STORE_PING_TIMEOUT.as_secs()))),
+    };
+    let backend = json!({ "backend": state.stores.health.backend() });
+    services.insert("store".to_owned(), ServiceHealth { status, latency_ms, detail, info: object(backend) });
+
+    let recorder = state.activity.status();
+    let status = if recorder.failing { ServiceState::Degraded } else { ServiceState::Up };
+    let detail = recorder.last_error.clone().map(|error| format!("activity writes are failing and spill to disk: {error}"));
+    let info = object(json!({
+        "mode": recorder.mode,
+        "queued": recorder.queued,
+        "spilled": recorder.spilled,
+        "persisted": recorder.persisted,
+    }));
+    services.insert("activity".to_owned(), ServiceHealth { status, latency_ms: None, detail, info });
+
+    let realtime = match state.broadcaster.connection_count().await {
+        Ok(connections) => ServiceHealth { status: ServiceState::Up, latency_ms: None, detail: None, info: object(json!({ "connections": connections })) },
+        Err(error) => ServiceHealth { status: ServiceState::Down, latency_ms: None, detail: Some(error.to_string()), info: Map::new() },
+    };
+    services.insert("realtime".to_owned(), realtime);
+
+    let healthy = services.values().all(|service| service.status == ServiceState::Up);
+    let report = HealthReport {
+        status: if healthy { HealthStatus::Healthy } else { HealthStatus::Degraded },
+        services,
+        version: crate::VERSION.to_owned(),
+        uptime_seconds: state.uptime_seconds(),
+        timestamp: crate::time::now(),
+    };
+    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(report))
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// `GET /api/v1/config/websocket`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebsocketConfig {
+    /// The URL to open the dashboard WebSocket on.
+    pub websocket_url: String,
+    /// Seconds between two `stats_update` messages.
+    pub stats_interval_seconds: u64,
+}
+
+/// Where the frontend should open its WebSocket: `PUBLIC_WEBSOCKET_URL` when set, else this host.
+#[utoipa::path(get, path = "/api/v1/config/websocket", tag = "admin", responses((status = 200, body = WebsocketConfig)))]
+pub async fn websocket_config(State(state): State<AppState>, headers: HeaderMap) -> Json<WebsocketConfig> {
+    let websocket_url = state.settings.public_websocket_url.clone().unwrap_or_else(|| {
+        let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("127.0.0.1:8000");
+        let secure = state.settings.trust_forwarded_for
+            && headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+        format!("{}://{host}{WEBSOCKET_PATH}", if secure { "wss" } else { "ws" })
+    });
+    Json(WebsocketConfig { websocket_url, stats_interval_seconds: state.settings.stats_interval_seconds })
+}
+
+/// Restarts the service. The answer comes first; then connected dashboards get `restarting` and the
+/// host restarts (the node: sockets closed with 1012, requests drained, activity flushed, back on
+/// the same port). Needs the admin token, except from loopback while none is set.
+#[utoipa::path(
+    post,
+    path = "/admin/restart",
+    tag = "admin",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The restart has begun", body = RestartResponse),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "No admin token is set and the caller is not on loopback", body = ErrorBody),
+    )
+)]
+pub async fn restart(State(state): State<AppState>, access: AdminAccess) -> Result<Response, ApiError> {
+    let plan = state.restarter.restart(access.granted_by).await?;
+    let event = ActivityEvent::new(EventType::System, EventSource::System, "/admin/restart", EventStatus::Success)
+        .with_metadata("message", format!("Restart requested ({} mode, authorised by {})", plan.mode, access.granted_by))
+        .with_metadata("mode", plan.mode);
+    state.activity.record(event).await;
+    tracing::warn!(mode = plan.mode, granted_by = access.granted_by, "restart requested");
+    let mut response = Json(RestartResponse { status: "restarting", mode: plan.mode }).into_response();
+    if let Some(hook) = plan.after_response {
+        defer_after_response(&mut response, hook);
+    }
+    Ok(response)
+}
+
+/// Allowed methods of `/admin/restart`.
+#[utoipa::path(options, path = "/admin/restart", tag = "admin", responses((status = 204, description = "Allowed: POST, OPTIONS")))]
+pub async fn restart_options() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    response
+}

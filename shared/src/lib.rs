@@ -1,0 +1,30 @@
+//! Tributary's core library.
+//!
+//! Everything a host needs to serve the dashboard contract lives here, written once:
+//!
+//! * [`config`]: every setting, read from the environment (and flags on the node).
+//! * [`error`]: the contract's error shape and the [`ApiError`](error::ApiError) type routes return.
+//! * [`store`]: the traits state lives behind, and the embedded SQLite backend.
+//! * [`activity`]: activity events and the pipeline that persists them without blocking or losing any.
+//! * [`stats`]: dashboard and graph statistics computed from the store and live state.
+//! * [`realtime`]: the WebSocket message envelope, the client protocol and the [`Broadcaster`](realtime::Broadcaster) trait.
+//! * [`http`]: the axum routers, grouped by area, and the middleware every host applies.
+//! * [`restart`]: the [`Restarter`](restart::Restarter) trait the admin route drives.
+//! * [`telemetry`]: structured logging setup.
+//!
+//! A host (the socket node, or one Lambda function) builds an [`http::AppState`] from the environment,
+//! picks the routers it serves and runs them. No route knows which host runs it.
+
+pub mod activity;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod realtime;
+pub mod restart;
+pub mod stats;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+
+/// The version reported by `/health` and the OpenAPI document.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
