@@ -1,0 +1,80 @@
+//! The socket node: one long-lived process that serves every HTTP route of the core and holds the
+//! dashboards' WebSocket connections itself.
+//!
+//! * [`cli`]: the command line (every flag is also an environment variable);
+//! * [`hub`]: the connection registry and fan-out, the node's [`Broadcaster`](tributary_core::realtime::Broadcaster);
+//! * [`ws`]: the WebSocket endpoints: admission (origin, per-IP limit, global cap) and one task per connection;
+//! * [`ticker`]: the one task that sends `stats_update` to everyone and keeps connections honest;
+//! * [`lifecycle`]: graceful shutdown and restart (re-exec in place, or exit for a supervisor);
+//! * [`listener`]: binding the port, or adopting the one a previous generation handed over.
+
+pub mod cli;
+pub mod hub;
+pub mod lifecycle;
+pub mod listener;
+pub mod ticker;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Extension;
+use axum::serve::ListenerExt;
+use tokio_util::task::TaskTracker;
+use tributary_core::activity::ActivityRecorder;
+use tributary_core::http::{self, AppState};
+use tributary_core::store::{SqliteStore, Stores};
+use tributary_core::telemetry;
+
+pub use cli::Cli;
+use hub::Hub;
+use lifecycle::{Lifecycle, NodeRestarter};
+use ws::NodeContext;
+
+/// Runs the node until it is told to stop; on restart in `exec` mode this call does not return.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(cli.settings.log_format);
+    let generation = lifecycle::generation();
+    let (listener, handover) = listener::acquire(cli.bind).await?;
+    let local_addr = listener.local_addr().context("reading the bound address")?;
+
+    let store = SqliteStore::open(&cli.settings.db_path).with_context(|| format!("opening the store at {}", cli.settings.db_path.display()))?;
+    let stores = Stores::sqlite(store);
+    let recorder = ActivityRecorder::background(
+        stores.activity.clone(),
+        cli.settings.spill_path(),
+        cli.settings.activity_queue_capacity as usize,
+        cli.settings.activity_batch_size as usize,
+    );
+    let hub = Hub::new(cli.hub_config());
+    let lifecycle = Arc::new(Lifecycle::new());
+    let restarter = Arc::new(NodeRestarter::new(lifecycle.clone(), cli.restart_mode));
+    let state = AppState::new(cli.settings.clone(), stores, recorder, hub.clone(), restarter);
+    let node = Arc::new(NodeContext { hub: hub.clone(), config: cli.websocket_config(), connections: TaskTracker::new() });
+
+    let app = http::into_app(http::all_routes().merge(ws::router()), state.clone()).layer(Extension(node.clone()));
+    let ticker = tokio::spawn(ticker::run(state.clone(), hub.clone(), cli.ticker_config(), lifecycle.stopping()));
+
+    let listener = listener.tap_io(|stream| {
+        // Small frames (stats, pings) must leave at once.
+        let _ = stream.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(lifecycle.clone().stop_accepting_signal());
+    let server = tokio::spawn(async move { server.await });
+    tracing::info!(
+        address = %local_addr,
+        generation,
+        store = %cli.settings.db_path.display(),
+        restart_mode = ?cli.restart_mode,
+        "listening on http://{local_addr}"
+    );
+
+    let reason = lifecycle.wait_for_stop().await;
+    lifecycle::shut_down(reason, &lifecycle, &cli, &state, &node, server, ticker).await;
+    match reason {
+        lifecycle::StopReason::Restart => lifecycle::restart(cli.restart_mode, handover, generation),
+        lifecycle::StopReason::Signal => Ok(()),
+    }
+}

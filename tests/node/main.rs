@@ -1,1 +1,7 @@
-fn main(){}
+//! Black-box tests of the socket node: each test starts the real `tributary-node` binary on a free
+//! port with a fresh SQLite file and talks to it as a client would.
+
+mod activity;
+mod http_contract;
+mod restart;
+mod websocket;

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body::Frame;
+use tower::{Layer, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -43,7 +44,7 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     router
         .layer(RequestBodyLimitLayer::new(settings.http_body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout()))
-        .layer(cors(state))
+        .layer(from_fn_with_state(cors(state), cors_for_browsers))
         .layer(from_fn(preflight_no_content))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn(error_envelope))
@@ -95,6 +96,19 @@ fn cors(state: &AppState) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, HeaderName::from_static("x-api-key"), REQUEST_ID_HEADER])
         .expose_headers([REQUEST_ID_HEADER, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
+}
+
+/// CORS applies to requests that carry an `Origin` (browsers); the rest, a plain `OPTIONS` among
+/// them, reach the routes untouched.
+async fn cors_for_browsers(State(cors): State<CorsLayer>, request: Request, next: Next) -> Response {
+    if request.headers().contains_key(header::ORIGIN) {
+        match cors.layer(next).oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    } else {
+        next.run(request).await
+    }
 }
 
 /// Preflight answers carry no content, so they say 204 rather than 200.

@@ -8,16 +8,17 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::realtime::{BroadcastError, BroadcastReport, ConnectionId, MessageType, ServerMessage};
 use crate::http::AppState;
-use crate::http::extract::AdminAccess;
+use crate::http::extract::{AdminAccess, ApiJson};
 use crate::http::middleware::defer_after_response;
 use crate::restart::RestartResponse;
 
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(websocket_config))
         .routes(routes!(restart, restart_options))
+        .routes(routes!(broadcast))
 }
 
 /// Overall state.
@@ -195,4 +197,69 @@ pub async fn restart_options() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
     response
+}
+
+/// `POST /admin/broadcast`: an operator's message to every dashboard, or to one connection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastRequest {
+    /// `notification` or `error`; the other types belong to the server.
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    /// The message's `data`: an object, checked against the rules of its type.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Send to this connection only.
+    pub connection_id: Option<String>,
+}
+
+/// `POST /admin/broadcast`'s answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BroadcastOutcome {
+    /// Connections the message was handed to.
+    pub delivered: u64,
+    /// Connections closed because they could not keep up.
+    pub dropped: u64,
+    /// Whether throttling held the message back for a moment.
+    pub deferred: bool,
+}
+
+/// Sends an operator's message through the same broadcaster every event uses: to all connections,
+/// or to one. The envelope is validated before anything is sent.
+#[utoipa::path(
+    post,
+    path = "/admin/broadcast",
+    tag = "admin",
+    request_body = BroadcastRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Handed to the connections", body = BroadcastOutcome),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No open connection with that id", body = ErrorBody),
+        (status = 422, description = "The message breaks the envelope rules", body = ErrorBody),
+    )
+)]
+pub async fn broadcast(
+    State(state): State<AppState>,
+    _access: AdminAccess,
+    ApiJson(request): ApiJson<BroadcastRequest>,
+) -> Result<Json<BroadcastOutcome>, ApiError> {
+    if !matches!(request.kind, MessageType::Notification | MessageType::Error) {
+        return Err(ApiError::validation(vec![FieldError::new("type", "must be `notification` or `error`")]));
+    }
+    let message = ServerMessage::new(request.kind, request.data)
+        .map_err(|error| ApiError::validation(vec![FieldError::new("data", error.to_string())]))?;
+    let unavailable = |error: BroadcastError| {
+        ApiError::unavailable("broadcaster", "broadcaster_unavailable", "the message could not be sent").with_source(error)
+    };
+    let report = match request.connection_id {
+        None => state.broadcaster.broadcast(message).await.map_err(unavailable)?,
+        Some(id) => match state.broadcaster.send_to(&ConnectionId::new(id), message).await {
+            Ok(()) => BroadcastReport { delivered: 1, ..Default::default() },
+            Err(BroadcastError::UnknownConnection(id)) => return Err(ApiError::not_found(format!("no open connection with id {id}"))),
+            Err(BroadcastError::Overflowed(_)) => BroadcastReport { dropped: 1, ..Default::default() },
+            Err(error) => return Err(unavailable(error)),
+        },
+    };
+    Ok(Json(BroadcastOutcome { delivered: report.delivered, dropped: report.dropped, deferred: report.deferred }))
 }

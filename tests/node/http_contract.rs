@@ -1,0 +1,221 @@
+//! The HTTP contract: health, stats, configuration, OpenAPI, Swagger UI, CORS and the error shape.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::TestNode;
+
+fn assert_error_shape(body: &Value, code: &str) {
+    assert_eq!(body["error"], code, "error code in {body}");
+    assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "detail in {body}");
+    assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()), "request_id in {body}");
+    let text = body.to_string().to_lowercase();
+    assert!(!text.contains("panicked") && !text.contains("backtrace") && !text.contains(".rs:"), "no internals in {body}");
+}
+
+#[tokio::test]
+async fn health_reports_each_component() {
+    let node = TestNode::start().await;
+    let response = reqwest::get(node.url("/health")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let health: Value = response.json().await.unwrap();
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["services"]["store"]["status"], "up");
+    assert_eq!(health["services"]["store"]["backend"], "sqlite");
+    assert_eq!(health["services"]["activity"]["status"], "up");
+    assert_eq!(health["services"]["realtime"]["connections"], 0);
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert!(health["uptime_seconds"].is_u64());
+    assert!(health["timestamp"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test]
+async fn stats_are_real_counts_on_an_empty_store() {
+    let node = TestNode::start().await;
+    let stats: Value = reqwest::get(node.url("/api/v1/stats")).await.unwrap().json().await.unwrap();
+    for field in ["totalNodes", "totalEdges", "filesProcessed", "databaseTables", "activeQueries", "activeConnections"] {
+        assert_eq!(stats[field], 0, "{field} in {stats}");
+    }
+    assert_eq!(stats["nodeTypes"], json!({}));
+    assert_eq!(stats["trends"]["nodes"], json!({"value": 0.0, "isPositive": true}));
+    assert_eq!(stats["trends"]["files"], json!({"value": 0.0, "isPositive": true}));
+
+    // activeConnections is live state, not a constant.
+    let _dashboard = node.dashboard("/api/v1/ws/dashboard").await;
+    let stats = node.poll_json("/api/v1/stats", |stats| stats["activeConnections"] == 1).await;
+    assert_eq!(stats["activeConnections"], 1);
+
+    let graph: Value = reqwest::get(node.url("/api/v1/graph/stats")).await.unwrap().json().await.unwrap();
+    assert_eq!(graph, json!({"nodes": 0, "edges": 0, "node_types": {}, "relationship_types": {}}));
+}
+
+#[tokio::test]
+async fn stats_count_what_the_store_holds() {
+    // A graph written by another process straight into the SQLite file is what the stats report.
+    let node = TestNode::start().await;
+    {
+        let store = rusqlite::Connection::open(&node.db).unwrap();
+        store
+            .execute_batch(
+                "INSERT INTO files VALUES ('f1', 'p', 'a.sql', 'h1', 0), ('f2', 'p', 'b.sql', 'h2', 0);
+                 INSERT INTO graph_nodes VALUES ('n1', 'p', 'Table', 'raw.orders', 'f1'), ('n2', 'p', 'Table', 'raw.users', 'f1'),
+                                                ('n3', 'p', 'View', 'gold.sales', 'f2');
+                 INSERT INTO graph_edges VALUES ('e1', 'p', 'DERIVES', 'n1', 'n3'), ('e2', 'p', 'DERIVES', 'n2', 'n3');",
+            )
+            .unwrap();
+        // Two days ago the graph had 2 nodes from 1 file: that is the trends' baseline.
+        let two_days_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 2 * 86_400_000;
+        store.execute("INSERT INTO stats_snapshots VALUES (?1, 2, 0, 1)", [two_days_ago]).unwrap();
+    }
+    let stats: Value = reqwest::get(node.url("/api/v1/stats")).await.unwrap().json().await.unwrap();
+    assert_eq!(stats["totalNodes"], 3);
+    assert_eq!(stats["totalEdges"], 2);
+    assert_eq!(stats["filesProcessed"], 2);
+    assert_eq!(stats["databaseTables"], 2);
+    assert_eq!(stats["nodeTypes"], json!({"Table": 2, "View": 1}));
+    assert_eq!(stats["trends"]["nodes"], json!({"value": 50.0, "isPositive": true}));
+    assert_eq!(stats["trends"]["files"], json!({"value": 100.0, "isPositive": true}));
+    // The node keeps taking snapshots of its own for future trends.
+    let snapshots = || -> i64 { support::open_store(&node.db).query_row("SELECT COUNT(*) FROM stats_snapshots", [], |row| row.get(0)).unwrap() };
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    while snapshots() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the node stored no snapshot");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let graph: Value = reqwest::get(node.url("/api/v1/graph/stats")).await.unwrap().json().await.unwrap();
+    assert_eq!(graph["relationship_types"], json!({"DERIVES": 2}));
+}
+
+#[tokio::test]
+async fn the_websocket_config_points_at_this_host() {
+    let node = TestNode::start().await;
+    let config: Value = reqwest::get(node.url("/api/v1/config/websocket")).await.unwrap().json().await.unwrap();
+    assert_eq!(config["websocket_url"], node.ws_url("/api/v1/ws/dashboard"));
+    assert_eq!(config["stats_interval_seconds"], 5);
+
+    let public = TestNode::start_with(support::NodeOptions::default().env("PUBLIC_WEBSOCKET_URL", "wss://dash.example.com/ws")).await;
+    let config: Value = reqwest::get(public.url("/api/v1/config/websocket")).await.unwrap().json().await.unwrap();
+    assert_eq!(config["websocket_url"], "wss://dash.example.com/ws");
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
+    let node = TestNode::start().await;
+    let api: Value = reqwest::get(node.url("/openapi.json")).await.unwrap().json().await.unwrap();
+    assert!(api["openapi"].as_str().unwrap().starts_with("3.1"));
+    let expected = [
+        ("/health", "get"),
+        ("/api/v1/stats", "get"),
+        ("/api/v1/graph/stats", "get"),
+        ("/api/v1/activity/recent", "get"),
+        ("/api/v1/activity", "post"),
+        ("/api/v1/metrics/activity", "get"),
+        ("/api/v1/metrics/events", "get"),
+        ("/api/v1/config/websocket", "get"),
+        ("/admin/restart", "post"),
+        ("/admin/restart", "options"),
+        ("/admin/broadcast", "post"),
+        ("/api/v1/ws/dashboard", "get"),
+        ("/admin/ws/dashboard", "get"),
+        ("/ws/dashboard", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(api["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
+    }
+    let documented: usize = api["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    assert_eq!(documented, expected.len(), "every documented operation is expected, and only those");
+    for schema in ["ErrorBody", "DashboardStats", "ServerMessage", "ActivityEvent", "HealthReport"] {
+        assert!(api["components"]["schemas"][schema].is_object(), "schema {schema} missing");
+    }
+
+    let page = reqwest::get(node.url("/docs/")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "Swagger UI page");
+    assert!(!html.contains("https://"), "no CDN: every asset comes from the binary");
+    let initializer = reqwest::get(node.url("/docs/swagger-initializer.js")).await.unwrap().text().await.unwrap();
+    assert!(initializer.contains("/openapi.json"));
+    let bundle = reqwest::get(node.url("/docs/swagger-ui-bundle.js")).await.unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_error_has_the_contract_shape() {
+    let node = TestNode::start().await;
+    let client = reqwest::Client::new();
+
+    let response = client.get(node.url("/api/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_error_shape(&body, "not_found");
+    assert_eq!(body["request_id"], request_id.as_str(), "the body's request id is the header's");
+
+    let response = client.delete(node.url("/api/v1/stats")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().contains_key("allow"));
+    assert_error_shape(&response.json().await.unwrap(), "method_not_allowed");
+
+    let response = client.post(node.url("/api/v1/activity")).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_error_shape(&response.json().await.unwrap(), "unsupported_media_type");
+
+    let response = client.post(node.url("/api/v1/activity")).header("content-type", "application/json").body("{\"type\": ").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_error_shape(&response.json().await.unwrap(), "malformed_json");
+
+    let response = client.post(node.url("/api/v1/activity")).json(&json!({"type": "", "message": 5})).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_error_shape(&body, "validation_error");
+    assert_eq!(body["errors"][0]["field"], "message");
+
+    let response = client.get(node.url("/api/v1/metrics/events?limit=lots")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_error_shape(&body, "validation_error");
+    assert_eq!(body["errors"][0]["field"], "limit");
+
+    // Over the route's 16 KiB limit, and over the global 1 MiB limit.
+    for size in [20 * 1024, 2 * 1024 * 1024] {
+        let big = json!({"type": "x", "message": "m".repeat(size)});
+        let response = client.post(node.url("/api/v1/activity")).json(&big).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{size} bytes");
+        assert_error_shape(&response.json().await.unwrap(), "payload_too_large");
+    }
+}
+
+#[tokio::test]
+async fn a_sane_client_request_id_is_kept_and_an_insane_one_replaced() {
+    let node = TestNode::start().await;
+    let client = reqwest::Client::new();
+    let response = client.get(node.url("/nope")).header("x-request-id", "trace-42").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+    assert_eq!(response.json::<Value>().await.unwrap()["request_id"], "trace-42");
+    let response = client.get(node.url("/nope")).header("x-request-id", "<script>").send().await.unwrap();
+    assert_ne!(response.headers()["x-request-id"], "<script>");
+}
+
+#[tokio::test]
+async fn cors_follows_allowed_origins() {
+    let node = TestNode::start_with(support::NodeOptions::default().env("ALLOWED_ORIGINS", "https://dash.example.com")).await;
+    let client = reqwest::Client::new();
+    let allowed = client.get(node.url("/api/v1/stats")).header("origin", "https://dash.example.com").send().await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://dash.example.com");
+    let other = client.get(node.url("/api/v1/stats")).header("origin", "https://evil.example.com").send().await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, node.url("/admin/restart"))
+        .header("origin", "https://dash.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://dash.example.com");
+
+    let plain = client.request(reqwest::Method::OPTIONS, node.url("/admin/restart")).send().await.unwrap();
+    assert_eq!(plain.status(), StatusCode::NO_CONTENT);
+    assert_eq!(plain.headers()["allow"], "POST, OPTIONS");
+}
