@@ -66,7 +66,7 @@ pub struct Settings {
     #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub http_body_limit_bytes: usize,
 
-    /// Seconds a request may take before it is answered with 504.
+    /// Seconds a request may take before it is abandoned and answered with 503 (`timeout`).
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub http_request_timeout_seconds: u64,
 
@@ -152,9 +152,7 @@ impl AllowedOrigins {
         let origin = normalise_origin(origin);
         match self {
             AllowedOrigins::Any => true,
-            AllowedOrigins::List(list) => {
-                list.iter().any(|allowed| *allowed == origin) || host.is_some_and(|host| is_loopback_same_origin(&origin, host))
-            }
+            AllowedOrigins::List(list) => list.contains(&origin) || host.is_some_and(|host| is_loopback_same_origin(&origin, host)),
         }
     }
 

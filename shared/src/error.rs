@@ -67,10 +67,10 @@ pub struct RenderedError {
 }
 
 /// An error a route answers with: a status, a code and a detail for the client, and the cause for
-/// the logs.
-#[derive(Debug, thiserror::Error)]
-#[error("{detail}")]
-pub struct ApiError {
+/// the logs. Boxed, so `Result<T, ApiError>` stays small on the happy path.
+pub struct ApiError(Box<Details>);
+
+struct Details {
     status: StatusCode,
     code: &'static str,
     detail: String,
@@ -78,14 +78,37 @@ pub struct ApiError {
     hint: Option<String>,
     errors: Vec<FieldError>,
     headers: Vec<(HeaderName, HeaderValue)>,
-    #[source]
     source: Option<anyhow::Error>,
+}
+
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiError")
+            .field("status", &self.0.status)
+            .field("code", &self.0.code)
+            .field("detail", &self.0.detail)
+            .field("component", &self.0.component)
+            .field("source", &self.0.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.detail)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source.as_ref().map(|source| source.as_ref() as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl ApiError {
     /// An error with any status; prefer the named constructors.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        ApiError(Box::new(Details {
             status,
             code,
             detail: detail.into(),
@@ -94,7 +117,7 @@ impl ApiError {
             errors: Vec::new(),
             headers: Vec::new(),
             source: None,
-        }
+        }))
     }
 
     /// 400: the request cannot be understood (malformed JSON, an unknown option).
@@ -108,7 +131,9 @@ impl ApiError {
             [one] => format!("invalid field `{}`: {}", one.field, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
-        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", detail) }
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", detail);
+        error.0.errors = errors;
+        error
     }
 
     /// 404.
@@ -150,63 +175,64 @@ impl ApiError {
     }
 
     pub fn with_component(mut self, component: &'static str) -> Self {
-        self.component = Some(component);
+        self.0.component = Some(component);
         self
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.0.hint = Some(hint.into());
         self
     }
 
     pub fn with_source(mut self, source: impl Into<anyhow::Error>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     pub fn field_errors(&self) -> &[FieldError] {
-        &self.errors
+        &self.0.errors
     }
 
     /// The body this error renders to, for the request being served.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            detail: self.detail.clone(),
-            error: self.code.to_owned(),
+            detail: self.0.detail.clone(),
+            error: self.0.code.to_owned(),
             request_id: current_request_id(),
-            component: self.component.map(str::to_owned),
-            errors: self.errors.clone(),
-            hint: self.hint.clone(),
+            component: self.0.component.map(str::to_owned),
+            errors: self.0.errors.clone(),
+            hint: self.0.hint.clone(),
         }
     }
 
     fn log(&self, request_id: &str) {
-        let cause = self.source.as_ref().map(|source| format!("{source:#}"));
-        if self.status.is_server_error() {
+        let details = &self.0;
+        let cause = details.source.as_ref().map(|source| format!("{source:#}"));
+        if details.status.is_server_error() {
             tracing::error!(
                 request_id,
-                status = self.status.as_u16(),
-                code = self.code,
-                component = self.component,
+                status = details.status.as_u16(),
+                code = details.code,
+                component = details.component,
                 cause,
                 "{}",
-                self.detail
+                details.detail
             );
         } else {
-            tracing::debug!(request_id, status = self.status.as_u16(), code = self.code, "{}", self.detail);
+            tracing::debug!(request_id, status = details.status.as_u16(), code = details.code, "{}", details.detail);
         }
     }
 }
@@ -215,11 +241,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.body();
         self.log(&body.request_id);
-        let mut response = (self.status, axum::Json(body)).into_response();
-        for (name, value) in self.headers {
+        let details = *self.0;
+        let mut response = (details.status, axum::Json(body)).into_response();
+        for (name, value) in details.headers {
             response.headers_mut().append(name, value);
         }
-        response.extensions_mut().insert(RenderedError { code: self.code });
+        response.extensions_mut().insert(RenderedError { code: details.code });
         response
     }
 }

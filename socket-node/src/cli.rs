@@ -47,6 +47,10 @@ pub struct Cli {
     #[arg(long, env = "WEBSOCKET_CLIENT_MESSAGES_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub websocket_client_messages_per_second: u32,
 
+    /// Print the OpenAPI document of every route the node serves, and exit.
+    #[arg(long)]
+    pub print_openapi: bool,
+
     /// Seconds in-flight HTTP requests get to finish on shutdown or restart.
     #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", default_value_t = 10)]
     pub shutdown_drain_seconds: u64,

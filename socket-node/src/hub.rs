@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
-use tributary_core::realtime::{
-    BroadcastError, BroadcastReport, Broadcaster, ConnectionId, Delivery, Frame, ServerMessage, Severity,
-};
+use tributary_core::realtime::{BroadcastError, BroadcastReport, Broadcaster, ConnectionId, Delivery, Frame, ServerMessage, Severity};
 
 /// Limits the hub enforces.
 #[derive(Debug, Clone)]
@@ -555,7 +553,8 @@ mod tests {
     async fn high_frequency_messages_coalesce_and_critical_ones_keep_order() {
         let hub = hub(10, 10, 64);
         let (_connection, outbox) = hub.reserve(ip(1)).unwrap().register();
-        let progress = |percent: u32| ServerMessage::new(MessageType::IngestionProgress, json!({"ingestion_id": "i-1", "percent": percent})).unwrap();
+        let progress =
+            |percent: u32| ServerMessage::new(MessageType::IngestionProgress, json!({"ingestion_id": "i-1", "percent": percent})).unwrap();
         for percent in [10, 20, 30, 40] {
             hub.broadcast(progress(percent)).await.unwrap();
         }
@@ -576,7 +575,8 @@ mod tests {
     async fn a_held_back_message_is_released_at_the_end_of_the_window() {
         let hub = hub(10, 10, 64);
         let (_connection, outbox) = hub.reserve(ip(1)).unwrap().register();
-        let progress = |percent: u32| ServerMessage::new(MessageType::IngestionProgress, json!({"ingestion_id": "i-2", "percent": percent})).unwrap();
+        let progress =
+            |percent: u32| ServerMessage::new(MessageType::IngestionProgress, json!({"ingestion_id": "i-2", "percent": percent})).unwrap();
         hub.broadcast(progress(1)).await.unwrap();
         assert!(hub.broadcast(progress(2)).await.unwrap().deferred);
         assert_eq!(texts(&outbox).len(), 1);

@@ -26,20 +26,31 @@ use tributary_core::activity::ActivityRecorder;
 use tributary_core::http::{self, AppState};
 use tributary_core::store::{SqliteStore, Stores};
 use tributary_core::telemetry;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use cli::Cli;
 use hub::Hub;
 use lifecycle::{Lifecycle, NodeRestarter};
 use ws::NodeContext;
 
+/// The node's routes: every core area plus the WebSocket endpoints.
+pub fn routes() -> OpenApiRouter<AppState> {
+    http::all_routes().merge(ws::router())
+}
+
 /// Runs the node until it is told to stop; on restart in `exec` mode this call does not return.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.print_openapi {
+        println!("{}", http::openapi_document(routes()).to_pretty_json().context("serializing the OpenAPI document")?);
+        return Ok(());
+    }
     telemetry::init(cli.settings.log_format);
     let generation = lifecycle::generation();
     let (listener, handover) = listener::acquire(cli.bind).await?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
 
-    let store = SqliteStore::open(&cli.settings.db_path).with_context(|| format!("opening the store at {}", cli.settings.db_path.display()))?;
+    let store =
+        SqliteStore::open(&cli.settings.db_path).with_context(|| format!("opening the store at {}", cli.settings.db_path.display()))?;
     let stores = Stores::sqlite(store);
     let recorder = ActivityRecorder::background(
         stores.activity.clone(),
@@ -53,7 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let state = AppState::new(cli.settings.clone(), stores, recorder, hub.clone(), restarter);
     let node = Arc::new(NodeContext { hub: hub.clone(), config: cli.websocket_config(), connections: TaskTracker::new() });
 
-    let app = http::into_app(http::all_routes().merge(ws::router()), state.clone()).layer(Extension(node.clone()));
+    let app = http::into_app(routes(), state.clone()).layer(Extension(node.clone()));
     let ticker = tokio::spawn(ticker::run(state.clone(), hub.clone(), cli.ticker_config(), lifecycle.stopping()));
 
     let listener = listener.tap_io(|stream| {

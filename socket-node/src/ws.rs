@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use tokio_util::task::TaskTracker;
 use tributary_core::activity::{ActivityEvent, EventSource, EventStatus, EventType};
 use tributary_core::error::{ApiError, ErrorBody};
@@ -146,8 +146,12 @@ fn refuse(refusal: Refusal, ip: IpAddr) -> Response {
     let error = match refusal {
         Refusal::TooManyFromIp { limit } => {
             tracing::warn!(client_ip = %ip, limit, "refused a WebSocket: per-IP limit reached");
-            ApiError::unavailable("websocket", "too_many_connections", format!("this address already has {limit} open dashboard connections"))
-                .with_hint("close another dashboard tab, or raise WEBSOCKET_MAX_CONNECTIONS_PER_IP")
+            ApiError::unavailable(
+                "websocket",
+                "too_many_connections",
+                format!("this address already has {limit} open dashboard connections"),
+            )
+            .with_hint("close another dashboard tab, or raise WEBSOCKET_MAX_CONNECTIONS_PER_IP")
         }
         Refusal::AtCapacity { limit } => ApiError::unavailable(
             "websocket",
@@ -298,7 +302,7 @@ async fn converse(
                     // Pings are answered by the protocol layer; pongs only prove liveness.
                     Message::Ping(_) | Message::Pong(_) => None,
                     Message::Close(frame) => {
-                        let (code, reason) = frame.map(|f| (Some(u16::from(f.code)), f.reason.to_string())).unwrap_or((None, String::new()));
+                        let (code, reason) = frame.map(|f| (Some(f.code), f.reason.to_string())).unwrap_or((None, String::new()));
                         // Reading on lets the protocol layer answer the close, completing the handshake.
                         let _ = tokio::time::timeout(Duration::from_secs(1), socket.recv()).await;
                         return Ending::client(code, if reason.is_empty() { "closed by the client".to_owned() } else { reason });
@@ -423,4 +427,3 @@ mod tests {
         assert!(matches!(budget.spend(), Spend::Exhausted));
     }
 }
-

@@ -98,9 +98,8 @@ async fn client_events_are_validated_and_stored() {
     assert_eq!(created["metadata"]["client_type"], "page_view");
     assert_eq!(created["metadata"]["client_metadata"], json!({"page": "lineage"}));
 
-    let items = node
-        .poll_json("/api/v1/activity/recent?type=client_event", |items| items.as_array().is_some_and(|items| !items.is_empty()))
-        .await;
+    let items =
+        node.poll_json("/api/v1/activity/recent?type=client_event", |items| items.as_array().is_some_and(|items| !items.is_empty())).await;
     assert_eq!(items[0]["id"], created["id"]);
 
     let invalid = [

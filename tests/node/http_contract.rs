@@ -75,7 +75,8 @@ async fn stats_count_what_the_store_holds() {
     assert_eq!(stats["trends"]["nodes"], json!({"value": 50.0, "isPositive": true}));
     assert_eq!(stats["trends"]["files"], json!({"value": 100.0, "isPositive": true}));
     // The node keeps taking snapshots of its own for future trends.
-    let snapshots = || -> i64 { support::open_store(&node.db).query_row("SELECT COUNT(*) FROM stats_snapshots", [], |row| row.get(0)).unwrap() };
+    let snapshots =
+        || -> i64 { support::open_store(&node.db).query_row("SELECT COUNT(*) FROM stats_snapshots", [], |row| row.get(0)).unwrap() };
     let deadline = std::time::Instant::now() + support::PATIENCE;
     while snapshots() < 2 {
         assert!(std::time::Instant::now() < deadline, "the node stored no snapshot");
@@ -127,6 +128,12 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
         assert!(api["components"]["schemas"][schema].is_object(), "schema {schema} missing");
     }
 
+    let committed: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).expect("docs/openapi.json is JSON");
+    assert!(
+        committed == api,
+        "docs/openapi.json is stale: regenerate it with `cargo run -p tributary-node -- --print-openapi > docs/openapi.json`"
+    );
+
     let page = reqwest::get(node.url("/docs/")).await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
@@ -159,7 +166,8 @@ async fn every_error_has_the_contract_shape() {
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_error_shape(&response.json().await.unwrap(), "unsupported_media_type");
 
-    let response = client.post(node.url("/api/v1/activity")).header("content-type", "application/json").body("{\"type\": ").send().await.unwrap();
+    let response =
+        client.post(node.url("/api/v1/activity")).header("content-type", "application/json").body("{\"type\": ").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_error_shape(&response.json().await.unwrap(), "malformed_json");
 

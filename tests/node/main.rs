@@ -2,6 +2,7 @@
 //! port with a fresh SQLite file and talks to it as a client would.
 
 mod activity;
+mod docs;
 mod http_contract;
 mod restart;
 mod websocket;

@@ -89,7 +89,9 @@ async fn restart_in_exit_mode_flushes_and_exits_zero_for_the_supervisor() {
     // What a supervisor would start next: the same database, everything there.
     let store = support::open_store(&node.db);
     let stored: i64 = store
-        .query_row("SELECT COUNT(*) FROM activity_events WHERE json_extract(metadata, '$.request_id') LIKE 'exit-mode-%'", [], |row| row.get(0))
+        .query_row("SELECT COUNT(*) FROM activity_events WHERE json_extract(metadata, '$.request_id') LIKE 'exit-mode-%'", [], |row| {
+            row.get(0)
+        })
         .unwrap();
     assert_eq!(stored, 10);
 }
@@ -107,7 +109,8 @@ async fn restart_needs_the_admin_token_when_one_is_set() {
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let wrong_key = client.post(node.url("/admin/restart")).header("x-api-key", "nope").send().await.unwrap();
     assert_eq!(wrong_key.status(), StatusCode::UNAUTHORIZED);
-    let broadcast = client.post(node.url("/admin/broadcast")).json(&serde_json::json!({"type": "notification", "data": {}})).send().await.unwrap();
+    let broadcast =
+        client.post(node.url("/admin/broadcast")).json(&serde_json::json!({"type": "notification", "data": {}})).send().await.unwrap();
     assert_eq!(broadcast.status(), StatusCode::UNAUTHORIZED, "every admin route needs the token");
     assert!(node.is_running());
 
@@ -142,7 +145,9 @@ async fn sigterm_closes_clients_with_going_away_and_exits_zero() {
     assert!(node.wait_for_exit().await.success());
     let store = support::open_store(&node.db);
     let stored: i64 = store
-        .query_row("SELECT COUNT(*) FROM activity_events WHERE json_extract(metadata, '$.request_id') LIKE 'before-sigterm-%'", [], |row| row.get(0))
+        .query_row("SELECT COUNT(*) FROM activity_events WHERE json_extract(metadata, '$.request_id') LIKE 'before-sigterm-%'", [], |row| {
+            row.get(0)
+        })
         .unwrap();
     assert_eq!(stored, 5);
 }

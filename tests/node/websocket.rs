@@ -205,7 +205,10 @@ async fn over_the_global_cap_the_longest_idle_connection_makes_room() {
 #[tokio::test]
 async fn a_reader_that_stops_reading_is_closed_without_delaying_the_others() {
     let node = TestNode::start_with(
-        NodeOptions::default().env("STATS_INTERVAL_SECONDS", 3600).env("WEBSOCKET_QUEUE_CAPACITY", 4).env("WEBSOCKET_SEND_TIMEOUT_SECONDS", 2),
+        NodeOptions::default()
+            .env("STATS_INTERVAL_SECONDS", 3600)
+            .env("WEBSOCKET_QUEUE_CAPACITY", 4)
+            .env("WEBSOCKET_SEND_TIMEOUT_SECONDS", 2),
     )
     .await;
     // A client that completes the handshake and then never reads again.
@@ -265,7 +268,8 @@ async fn connections_are_logged_and_recorded_as_activity() {
     assert_eq!(connects[0]["metadata"]["connection_id"], id.as_str());
     assert_eq!(connects[0]["metadata"]["client_ip"], "127.0.0.1");
 
-    let logged = |message: &str| node.log_entries().iter().any(|entry| entry["message"] == message && entry["connection_id"] == id.as_str());
+    let logged =
+        |message: &str| node.log_entries().iter().any(|entry| entry["message"] == message && entry["connection_id"] == id.as_str());
     assert!(logged("dashboard connected"));
     assert!(logged("dashboard disconnected"));
 }

@@ -93,6 +93,17 @@ impl RetryPolicy {
 impl ActivityRecorder {
     /// A recorder with a background writer. Must be called inside a Tokio runtime.
     pub fn background(store: Arc<dyn ActivityStore>, spill_path: std::path::PathBuf, capacity: usize, batch_size: usize) -> Self {
+        let retry = RetryPolicy { attempts: 6, first_delay: Duration::from_millis(50), max_delay: Duration::from_secs(2) };
+        Self::background_with_retry(store, spill_path, capacity, batch_size, retry)
+    }
+
+    fn background_with_retry(
+        store: Arc<dyn ActivityStore>,
+        spill_path: std::path::PathBuf,
+        capacity: usize,
+        batch_size: usize,
+        retry: RetryPolicy,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
         let (control, control_receiver) = mpsc::unbounded_channel();
         let recorder = ActivityRecorder {
@@ -107,7 +118,7 @@ impl ActivityRecorder {
                 persisted: AtomicU64::new(0),
                 failing: AtomicBool::new(false),
                 last_error: Mutex::new(None),
-                retry: RetryPolicy { attempts: 6, first_delay: Duration::from_millis(50), max_delay: Duration::from_secs(2) },
+                retry,
             }),
         };
         let writer = tokio::spawn(run_writer(recorder.inner.clone(), receiver, control_receiver));
@@ -329,4 +340,123 @@ async fn write_or_spill(inner: &Inner, batch: &mut Vec<ActivityEvent>) -> bool {
     }
     batch.clear();
     stored
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::activity::{ActivityTotals, EventType};
+    use crate::store::SqliteStore;
+
+    /// A real SQLite store whose writes can be switched off, as when its disk fails.
+    struct FailingDisk {
+        store: SqliteStore,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl ActivityStore for FailingDisk {
+        async fn append_activity(&self, events: &[ActivityEvent]) -> Result<usize, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable(anyhow::anyhow!("disk I/O error (injected)")));
+            }
+            self.store.append_activity(events).await
+        }
+
+        async fn recent_activity(&self, limit: usize, event_type: Option<EventType>) -> Result<Vec<ActivityEvent>, StoreError> {
+            self.store.recent_activity(limit, event_type).await
+        }
+
+        async fn activity_totals(&self) -> Result<ActivityTotals, StoreError> {
+            self.store.activity_totals().await
+        }
+    }
+
+    const FAST: RetryPolicy = RetryPolicy { attempts: 2, first_delay: Duration::from_millis(5), max_delay: Duration::from_millis(10) };
+
+    fn setup(down: bool) -> (tempfile::TempDir, Arc<FailingDisk>, std::path::PathBuf) {
+        let folder = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(folder.path().join("activity.db")).unwrap();
+        let disk = Arc::new(FailingDisk { store, down: AtomicBool::new(down) });
+        let spill = folder.path().join("spill.jsonl");
+        (folder, disk, spill)
+    }
+
+    fn event(n: u16) -> ActivityEvent {
+        ActivityEvent::http_request("GET", "/health", 200, f64::from(n))
+    }
+
+    async fn stored(disk: &FailingDisk) -> u64 {
+        disk.store.activity_totals().await.unwrap().total_events
+    }
+
+    async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !check().await {
+            assert!(tokio::time::Instant::now() < deadline, "{what} never happened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_spills_and_the_recovery_replays_every_event_once() {
+        let (_folder, disk, spill) = setup(true);
+        let recorder = ActivityRecorder::background_with_retry(disk.clone(), spill, 8, 4, FAST);
+        for n in 0..50 {
+            recorder.record(event(n)).await;
+        }
+        eventually("a failing write", async || recorder.status().failing).await;
+        eventually("the overflow reaching the spill file", async || recorder.status().spilled > 0).await;
+        assert_eq!(stored(&disk).await, 0);
+
+        disk.down.store(false, Ordering::SeqCst);
+        recorder.record(event(50)).await;
+        recorder.flush().await;
+        eventually("every event stored", async || stored(&disk).await == 51).await;
+        let status = recorder.status();
+        assert_eq!(status.spilled, 0);
+        assert!(!status.failing);
+        recorder.shutdown().await;
+        assert_eq!(stored(&disk).await, 51, "none twice");
+    }
+
+    #[tokio::test]
+    async fn shutting_down_during_an_outage_leaves_everything_for_the_next_run() {
+        let (_folder, disk, spill) = setup(true);
+        let recorder = ActivityRecorder::background_with_retry(disk.clone(), spill.clone(), 100, 10, FAST);
+        for n in 0..20 {
+            recorder.record(event(n)).await;
+        }
+        recorder.shutdown().await;
+        assert_eq!(recorder.status().spilled, 20);
+        // Recorded after shutdown: spilled too, never dropped.
+        recorder.record(event(20)).await;
+        assert_eq!(recorder.status().spilled, 21);
+
+        disk.down.store(false, Ordering::SeqCst);
+        let next_run = ActivityRecorder::background_with_retry(disk.clone(), spill, 100, 10, FAST);
+        eventually("the spill replayed at start", async || stored(&disk).await == 21).await;
+        next_run.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn inline_recording_writes_before_returning_and_spills_on_failure() {
+        let (_folder, disk, spill) = setup(false);
+        let recorder = ActivityRecorder::inline(disk.clone(), spill);
+        recorder.record(event(1)).await;
+        assert_eq!(stored(&disk).await, 1, "written before record returned");
+
+        disk.down.store(true, Ordering::SeqCst);
+        recorder.record(event(2)).await;
+        assert_eq!(recorder.status().spilled, 1);
+
+        disk.down.store(false, Ordering::SeqCst);
+        recorder.record(event(3)).await;
+        assert_eq!(stored(&disk).await, 3, "the spilled event was replayed with the next write");
+        assert_eq!(recorder.status().spilled, 0);
+    }
 }

@@ -56,7 +56,9 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request("malformed_json", format!("the request body is not valid JSON: {inner}"))
         }
     })?;
-    deserializer.end().map_err(|error| ApiError::bad_request("malformed_json", format!("unexpected content after the JSON value: {error}")))?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::bad_request("malformed_json", format!("unexpected content after the JSON value: {error}")))?;
     Ok(value)
 }
 
@@ -175,8 +177,11 @@ impl FromRequestParts<AppState> for AdminAccess {
                 if peer.is_some_and(|ip| ip.is_loopback()) {
                     Ok(AdminAccess { granted_by: "loopback" })
                 } else {
-                    Err(ApiError::forbidden("admin_token_required", "admin routes are open to loopback clients only while no admin token is set")
-                        .with_hint("set ADMIN_TOKEN on the server and send it as `Authorization: Bearer <token>`"))
+                    Err(ApiError::forbidden(
+                        "admin_token_required",
+                        "admin routes are open to loopback clients only while no admin token is set",
+                    )
+                    .with_hint("set ADMIN_TOKEN on the server and send it as `Authorization: Bearer <token>`"))
                 }
             }
         }

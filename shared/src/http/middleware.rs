@@ -22,12 +22,12 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body::Frame;
 use tower::{Layer, ServiceExt};
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -133,12 +133,7 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 /// Sets the request id for [`ApiError`] bodies, and rewrites any error response that did not come
 /// from an [`ApiError`] (the router's 405, a body limit, a timeout) into the contract's shape.
 pub async fn error_envelope(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("unassigned")
-        .to_owned();
+    let request_id = request.headers().get(&REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).unwrap_or("unassigned").to_owned();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     REQUEST_ID
@@ -158,7 +153,8 @@ async fn rewrite_error(response: Response, method: &Method, path: &str) -> Respo
     let (parts, body) = response.into_parts();
     let status = parts.status;
     // Plain-text 4xx bodies from axum's extractors explain the problem well; keep them, briefly.
-    let is_text = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|ct| ct.starts_with("text/plain"));
+    let is_text =
+        parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|ct| ct.starts_with("text/plain"));
     let original = if status.is_client_error() && is_text {
         axum::body::to_bytes(body, 1024).await.ok().and_then(|bytes| String::from_utf8(bytes.to_vec()).ok()).filter(|text| !text.is_empty())
     } else {
@@ -168,12 +164,15 @@ async fn rewrite_error(response: Response, method: &Method, path: &str) -> Respo
         StatusCode::NOT_FOUND => ApiError::not_found(format!("no route matches {method} {path}")),
         StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", format!("{method} is not allowed on {path}")),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large("the request body is larger than this route accepts"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::unsupported_media_type(original.unwrap_or_else(|| "unsupported content type".into())),
-        StatusCode::SERVICE_UNAVAILABLE => {
-            ApiError::unavailable("http", "timeout", "the request took too long and was abandoned").with_hint("retry later, or narrow the request")
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::unsupported_media_type(original.unwrap_or_else(|| "unsupported content type".into()))
         }
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable("http", "timeout", "the request took too long and was abandoned")
+            .with_hint("retry later, or narrow the request"),
         status if status.is_server_error() => ApiError::internal("http", anyhow::anyhow!("{status} from an inner layer")),
-        status => ApiError::new(status, "bad_request", original.unwrap_or_else(|| status.canonical_reason().unwrap_or("bad request").into())),
+        status => {
+            ApiError::new(status, "bad_request", original.unwrap_or_else(|| status.canonical_reason().unwrap_or("bad request").into()))
+        }
     };
     let mut rewritten = error.into_response();
     for (name, value) in &parts.headers {

@@ -78,6 +78,11 @@ pub fn all_routes() -> OpenApiRouter<AppState> {
     routes::admin::router().merge(routes::stats::router()).merge(routes::activity::router())
 }
 
+/// The OpenAPI document describing exactly `routes` (what `/openapi.json` serves for them).
+pub fn openapi_document(routes: OpenApiRouter<AppState>) -> utoipa::openapi::OpenApi {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(routes).into_openapi()
+}
+
 /// Finishes a host's routes into a servable app: adds `/openapi.json` and `/docs` describing exactly
 /// these routes, the contract-shaped 404, and the shared middleware.
 pub fn into_app(routes: OpenApiRouter<AppState>, state: AppState) -> Router {

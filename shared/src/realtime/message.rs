@@ -150,11 +150,8 @@ impl ServerMessage {
 
     /// `error`: `error_type` names what happened, `component` what failed.
     pub fn error(error_type: &str, severity: Severity, component: &str, message: &str) -> Self {
-        Self::new(
-            MessageType::Error,
-            json!({ "type": error_type, "severity": severity, "component": component, "message": message }),
-        )
-        .expect("a well-formed error")
+        Self::new(MessageType::Error, json!({ "type": error_type, "severity": severity, "component": component, "message": message }))
+            .expect("a well-formed error")
     }
 
     /// `restarting`, broadcast before a restart or shutdown.
@@ -320,7 +317,10 @@ mod tests {
             Err(EnvelopeError::InvalidField { .. })
         ));
         assert!(matches!(
-            ServerMessage::new(MessageType::Error, json!({"type": "x", "component": "store", "severity": "error", "detail": {"Traceback": "..."}})),
+            ServerMessage::new(
+                MessageType::Error,
+                json!({"type": "x", "component": "store", "severity": "error", "detail": {"Traceback": "..."}})
+            ),
             Err(EnvelopeError::Forbidden { .. })
         ));
         assert!(matches!(

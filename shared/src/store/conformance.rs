@@ -85,7 +85,8 @@ pub async fn an_empty_graph_counts_zero(stores: &Stores) {
 pub async fn snapshots_give_the_latest_and_the_baseline(stores: &Stores) {
     assert_eq!(stores.snapshots.latest_snapshot().await.unwrap(), None);
     assert_eq!(stores.snapshots.baseline_snapshot(at(0)).await.unwrap(), None);
-    let snapshot = |seconds, nodes| StatsSnapshot { taken_at: at(seconds), total_nodes: nodes, total_edges: 0, files_processed: nodes / 10 };
+    let snapshot =
+        |seconds, nodes| StatsSnapshot { taken_at: at(seconds), total_nodes: nodes, total_edges: 0, files_processed: nodes / 10 };
     for (seconds, nodes) in [(100, 10), (200, 20), (300, 30)] {
         stores.snapshots.save_snapshot(&snapshot(seconds, nodes)).await.unwrap();
     }

@@ -74,7 +74,10 @@ pub struct RecentQuery {
         (status = 422, description = "A parameter is out of range", body = ErrorBody),
     )
 )]
-pub async fn recent_activity(State(state): State<AppState>, ApiQuery(query): ApiQuery<RecentQuery>) -> Result<Json<Vec<ActivityItem>>, ApiError> {
+pub async fn recent_activity(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<RecentQuery>,
+) -> Result<Json<Vec<ActivityItem>>, ApiError> {
     let limit = bounded("limit", query.limit.unwrap_or(20), RECENT_MAX)?;
     let kind = query
         .kind
@@ -111,8 +114,8 @@ pub struct ClientEvent {
 impl ClientEvent {
     fn validate(&self) -> Result<(), ApiError> {
         let mut errors = Vec::new();
-        let kind_ok = (1..=64).contains(&self.kind.len())
-            && self.kind.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"_-.:".contains(&byte));
+        let kind_ok =
+            (1..=64).contains(&self.kind.len()) && self.kind.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"_-.:".contains(&byte));
         if !kind_ok {
             errors.push(FieldError::new("type", "must be 1 to 64 characters of letters, digits, `_`, `-`, `.` or `:`"));
         }
@@ -200,11 +203,8 @@ pub async fn activity_metrics(State(state): State<AppState>) -> Result<Json<Acti
     } else {
         two_decimals(totals.successful_requests as f64 / totals.total_requests as f64 * 100.0)
     };
-    let avg_latency_ms = if totals.total_requests == 0 {
-        0.0
-    } else {
-        two_decimals(totals.latency_sum_us as f64 / 1000.0 / totals.total_requests as f64)
-    };
+    let avg_latency_ms =
+        if totals.total_requests == 0 { 0.0 } else { two_decimals(totals.latency_sum_us as f64 / 1000.0 / totals.total_requests as f64) };
     let mut endpoints: Vec<(String, u64)> = totals.endpoints.into_iter().collect();
     endpoints.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     endpoints.truncate(TOP_ENDPOINTS);
@@ -246,7 +246,10 @@ pub struct ActivityEvents {
     params(EventsQuery),
     responses((status = 200, body = ActivityEvents), (status = 422, body = ErrorBody))
 )]
-pub async fn activity_events(State(state): State<AppState>, ApiQuery(query): ApiQuery<EventsQuery>) -> Result<Json<ActivityEvents>, ApiError> {
+pub async fn activity_events(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<ActivityEvents>, ApiError> {
     let limit = bounded("limit", query.limit.unwrap_or(100), EVENTS_MAX)?;
     let (events, totals) = tokio::join!(state.stores.activity.recent_activity(limit, None), state.stores.activity.activity_totals());
     Ok(Json(ActivityEvents { events: events?, total_events: totals?.total_events }))

@@ -16,10 +16,10 @@ use utoipa_axum::routes;
 
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
 use crate::error::{ApiError, ErrorBody, FieldError};
-use crate::realtime::{BroadcastError, BroadcastReport, ConnectionId, MessageType, ServerMessage};
 use crate::http::AppState;
 use crate::http::extract::{AdminAccess, ApiJson};
 use crate::http::middleware::defer_after_response;
+use crate::realtime::{BroadcastError, BroadcastReport, ConnectionId, MessageType, ServerMessage};
 use crate::restart::RestartResponse;
 
 /// The path dashboards open their WebSocket on.
@@ -118,7 +118,9 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
     services.insert("activity".to_owned(), ServiceHealth { status, latency_ms: None, detail, info });
 
     let realtime = match state.broadcaster.connection_count().await {
-        Ok(connections) => ServiceHealth { status: ServiceState::Up, latency_ms: None, detail: None, info: object(json!({ "connections": connections })) },
+        Ok(connections) => {
+            ServiceHealth { status: ServiceState::Up, latency_ms: None, detail: None, info: object(json!({ "connections": connections })) }
+        }
         Err(error) => ServiceHealth { status: ServiceState::Down, latency_ms: None, detail: Some(error.to_string()), info: Map::new() },
     };
     services.insert("realtime".to_owned(), realtime);
@@ -157,7 +159,10 @@ pub async fn websocket_config(State(state): State<AppState>, headers: HeaderMap)
     let websocket_url = state.settings.public_websocket_url.clone().unwrap_or_else(|| {
         let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("127.0.0.1:8000");
         let secure = state.settings.trust_forwarded_for
-            && headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
         format!("{}://{host}{WEBSOCKET_PATH}", if secure { "wss" } else { "ws" })
     });
     Json(WebsocketConfig { websocket_url, stats_interval_seconds: state.settings.stats_interval_seconds })

@@ -1,0 +1,41 @@
+//! The documentation stays true: every setting and every route the binary has is documented.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const CONFIGURATION: &str = include_str!("../../docs/configuration.md");
+const API: &str = include_str!("../../docs/api.md");
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+#[test]
+fn every_environment_variable_is_in_the_configuration_table() {
+    let help = Command::new(support::node_binary()).arg("--help").env_clear().output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let variables: Vec<&str> = help.split("[env: ").skip(1).map(|rest| rest.split(['=', ']']).next().unwrap()).collect();
+    assert!(variables.len() > 20, "parsed the variables out of --help: {variables:?}");
+    for variable in variables {
+        assert!(CONFIGURATION.contains(&format!("| `{variable}` |")), "{variable} is missing from docs/configuration.md");
+    }
+}
+
+#[test]
+fn every_route_is_in_the_api_reference() {
+    let api: Value = serde_json::from_str(OPENAPI).unwrap();
+    for (path, operations) in api["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let entry = format!("`{} {path}", method.to_uppercase());
+            let alias = API.contains(&format!("`{path}`")) && API.contains("alias");
+            assert!(API.contains(&entry) || alias, "{} {path} is missing from docs/api.md", method.to_uppercase());
+        }
+    }
+}
+
+#[test]
+fn the_print_openapi_flag_prints_the_committed_document() {
+    let output = Command::new(support::node_binary()).arg("--print-openapi").env_clear().output().unwrap();
+    assert!(output.status.success());
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let committed: Value = serde_json::from_str(OPENAPI).unwrap();
+    assert!(printed == committed, "docs/openapi.json is stale: `cargo run -p tributary-node -- --print-openapi > docs/openapi.json`");
+}
