@@ -102,6 +102,15 @@ impl Settings {
         EnvOnly::try_parse_from(std::iter::empty::<String>()).map(|parsed| parsed.settings)
     }
 
+    /// Settings from flag-style arguments (`["--db", "x.db"]`), the environment filling the rest.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        EnvOnly::try_parse_from(args).map(|parsed| parsed.settings)
+    }
+
     pub fn stats_interval(&self) -> Duration {
         Duration::from_secs(self.stats_interval_seconds)
     }

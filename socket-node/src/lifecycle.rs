@@ -31,8 +31,8 @@ use crate::ws::NodeContext;
 /// The environment variable counting restarts of this process (0 for the first generation).
 pub const GENERATION_ENV: &str = "TRIBUTARY_GENERATION";
 
-/// How long WebSocket clients get to answer our close frame.
-const CLOSE_WAIT: Duration = Duration::from_millis(1500);
+/// How long all WebSocket clients together get to answer our close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the node stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

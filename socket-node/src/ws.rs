@@ -304,7 +304,7 @@ async fn converse(
                     Message::Close(frame) => {
                         let (code, reason) = frame.map(|f| (Some(f.code), f.reason.to_string())).unwrap_or((None, String::new()));
                         // Reading on lets the protocol layer answer the close, completing the handshake.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), socket.recv()).await;
+                        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, socket.recv()).await;
                         return Ending::client(code, if reason.is_empty() { "closed by the client".to_owned() } else { reason });
                     }
                 };
@@ -336,11 +336,14 @@ async fn send(socket: &mut WebSocket, message: Message, timeout: Duration, conne
     }
 }
 
+/// How long a client gets to answer our close frame before we drop the connection anyway.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_millis(500);
+
 /// Sends a close frame and waits briefly for the client's answer.
 async fn close_gracefully(socket: &mut WebSocket, reason: &CloseReason) {
     let frame = CloseFrame { code: reason.code, reason: Utf8Bytes::from(reason.reason.to_string()) };
-    if tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(frame)))).await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    if tokio::time::timeout(CLOSE_REPLY_WAIT, socket.send(Message::Close(Some(frame)))).await.is_ok() {
+        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
             while let Some(Ok(message)) = socket.recv().await {
                 if matches!(message, Message::Close(_)) {
                     break;

@@ -132,3 +132,36 @@ async fn metrics_events_are_bounded_and_totalled() {
     let too_many = client.get(node.url("/api/v1/metrics/events?limit=1001")).send().await.unwrap();
     assert_eq!(too_many.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn health_degrades_while_the_store_cannot_be_written_and_no_activity_is_lost() {
+    let node = TestNode::start().await;
+    let client = reqwest::Client::new();
+    // Another process takes the write lock: reads go on (WAL), writes wait and then fail as busy.
+    let locker = rusqlite::Connection::open(&node.db).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for n in 0..5 {
+        let response = client.get(node.url("/api/v1/stats")).header("x-request-id", format!("locked-{n}")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "requests keep being answered");
+    }
+    let health = node.poll_json("/health", |health| health["status"] == "degraded").await;
+    assert_eq!(health["services"]["activity"]["status"], "degraded");
+    assert!(health["services"]["activity"]["detail"].as_str().unwrap().contains("spill"));
+    assert_eq!(client.get(node.url("/health")).send().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    locker.execute_batch("COMMIT").unwrap();
+    node.poll_json("/health", |health| health["status"] == "healthy").await;
+    let count_locked = || -> i64 {
+        open_store(&node.db)
+            .query_row("SELECT COUNT(*) FROM activity_events WHERE json_extract(metadata, '$.request_id') LIKE 'locked-%'", [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    while count_locked() < 5 {
+        assert!(std::time::Instant::now() < deadline, "activity from the outage never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(count_locked(), 5, "each event stored exactly once");
+}

@@ -284,10 +284,15 @@ impl Dashboard {
     }
 
     /// Reads until the server closes; returns the close frame (skipping any other messages).
+    /// Like a browser, it answers the close, completing the handshake.
     pub async fn closed(&mut self) -> Option<CloseFrame> {
         loop {
             match self.next_message().await {
-                Some(Message::Close(frame)) => return frame,
+                Some(Message::Close(frame)) => {
+                    // Polling on flushes the close reply the protocol layer queued.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.next()).await;
+                    return frame;
+                }
                 Some(_) => continue,
                 None => return None,
             }

@@ -130,8 +130,9 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::internal("http", anyhow::anyhow!("handler panicked: {message}")).into_response()
 }
 
-/// Sets the request id for [`ApiError`] bodies, and rewrites any error response that did not come
-/// from an [`ApiError`] (the router's 405, a body limit, a timeout) into the contract's shape.
+/// Sets the request id for [`ApiError`] bodies, and rewrites any error response that is neither an
+/// [`ApiError`] nor a route's own JSON (the router's 405, a body limit, a timeout) into the
+/// contract's shape.
 pub async fn error_envelope(request: Request, next: Next) -> Response {
     let request_id = request.headers().get(&REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).unwrap_or("unassigned").to_owned();
     let method = request.method().clone();
@@ -140,7 +141,14 @@ pub async fn error_envelope(request: Request, next: Next) -> Response {
         .scope(request_id, async move {
             let response = next.run(request).await;
             let status = response.status();
-            if (status.is_client_error() || status.is_server_error()) && response.extensions().get::<RenderedError>().is_none() {
+            let is_error = status.is_client_error() || status.is_server_error();
+            // A route's own JSON answer (a degraded health report, say) is left as it is.
+            let is_json = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|content_type| content_type.starts_with("application/json"));
+            if is_error && !is_json && response.extensions().get::<RenderedError>().is_none() {
                 rewrite_error(response, &method, &path).await
             } else {
                 response

@@ -11,6 +11,9 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 
+#[cfg(test)]
+mod tests;
+
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;

@@ -20,6 +20,9 @@ use uuid::Uuid;
 use super::{ActivityStore, GraphCounts, GraphStore, SnapshotStore, StatsSnapshot, StoreError, StoreHealth};
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 
+/// How long a write waits for another writer (this process or another) before failing as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Schema migrations, applied in order; `user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     // 1: activity, counters, stats snapshots, and the lineage graph's files, nodes and edges.
@@ -88,12 +91,20 @@ impl SqliteStore {
             std::fs::create_dir_all(folder)
                 .map_err(|error| StoreError::Unavailable(anyhow!(error).context(format!("creating {}", folder.display()))))?;
         }
+        // WAL is a property of the file: set it once, on one connection, before the pool opens more
+        // (several connections racing to switch it would fail with "database is locked").
+        {
+            let connection = Connection::open(&path).map_err(|error| classify(error).context_for(&path))?;
+            connection.busy_timeout(BUSY_TIMEOUT).map_err(|error| classify(error).context_for(&path))?;
+            connection.pragma_update(None, "journal_mode", "WAL").map_err(|error| classify(error).context_for(&path))?;
+        }
         let manager = SqliteConnectionManager::file(&path).with_init(|connection| {
-            connection.busy_timeout(Duration::from_secs(5))?;
-            connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            connection.busy_timeout(BUSY_TIMEOUT)?;
+            connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         });
         let pool = Pool::builder()
             .max_size(8)
+            .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .map_err(|error| StoreError::Unavailable(anyhow!(error).context(format!("opening {}", path.display()))))?;
