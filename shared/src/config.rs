@@ -29,16 +29,21 @@ pub struct Settings {
     pub allowed_origins: AllowedOrigins,
 
     /// WebSocket connections allowed from one client IP; the next is refused with 503.
-    #[arg(long, env = "WEBSOCKET_MAX_CONNECTIONS_PER_IP", default_value_t = 10)]
+    #[arg(long, env = "WEBSOCKET_MAX_CONNECTIONS_PER_IP", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub websocket_max_connections_per_ip: u32,
 
     /// WebSocket connections allowed in all; past it the oldest idle connection is evicted.
-    #[arg(long, env = "WEBSOCKET_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "WEBSOCKET_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub websocket_max_connections: u32,
 
     /// Seconds between two `stats_update` broadcasts.
     #[arg(long, env = "STATS_INTERVAL_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub stats_interval_seconds: u64,
+
+    /// Store-derived stats (graph counts, trend baseline) are reused for this long (milliseconds), so
+    /// a flood of stats requests costs the store at most one query set per window. `0`: never reused.
+    #[arg(long, env = "STATS_CACHE_MS", default_value_t = 250)]
+    pub stats_cache_ms: u64,
 
     /// Trends compare with the newest stats snapshot at least this old (hours).
     #[arg(long, env = "STATS_TREND_WINDOW_HOURS", default_value_t = 24)]
@@ -63,8 +68,8 @@ pub struct Settings {
     pub public_websocket_url: Option<String>,
 
     /// Largest request body accepted, in bytes (413 past it).
-    #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
-    pub http_body_limit_bytes: usize,
+    #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub http_body_limit_bytes: u64,
 
     /// Seconds a request may take before it is abandoned and answered with 503 (`timeout`).
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
@@ -184,13 +189,18 @@ fn normalise_origin(origin: &str) -> String {
 
 fn is_loopback_same_origin(origin: &str, host: &str) -> bool {
     let host = host.to_ascii_lowercase();
-    let hostname = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host.as_str(),
+    is_loopback_host(&host) && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+}
+
+/// Whether a `Host` value names this machine: `localhost`, `127.x.y.z` or `[::1]`, with or without
+/// a port.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
     };
-    let loopback = hostname == "localhost"
-        || hostname.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    loopback && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+    name.eq_ignore_ascii_case("localhost")
+        || name.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl FromStr for AllowedOrigins {
@@ -253,11 +263,25 @@ mod tests {
     }
 
     #[test]
-    fn settings_read_from_the_environment_have_documented_defaults() {
-        let settings = EnvOnly::try_parse_from(std::iter::empty::<String>()).unwrap().settings;
-        assert_eq!(settings.websocket_max_connections_per_ip, 10);
-        assert_eq!(settings.stats_interval_seconds, 5);
-        assert_eq!(settings.spill_path(), PathBuf::from("data/activity-spill.jsonl"));
+    fn defaults_are_the_documented_ones() {
+        use clap::CommandFactory;
+        let command = EnvOnly::command();
+        let default = |name: &str| {
+            let argument = command.get_arguments().find(|argument| argument.get_id() == name).unwrap();
+            argument.get_default_values().iter().map(|value| value.to_string_lossy().into_owned()).collect::<Vec<_>>().join(",")
+        };
+        assert_eq!(default("websocket_max_connections_per_ip"), "10");
+        assert_eq!(default("stats_interval_seconds"), "5");
+        assert_eq!(default("db_path"), "data/tributary.db");
+        let settings = Settings::from_args(["--db", "/srv/t/store.db"]).unwrap();
+        assert_eq!(settings.spill_path(), PathBuf::from("/srv/t/activity-spill.jsonl"));
+    }
+
+    #[test]
+    fn limits_of_zero_are_refused() {
+        for flag in ["--websocket-max-connections", "--websocket-max-connections-per-ip", "--stats-interval-seconds"] {
+            assert!(Settings::from_args([flag, "0"]).is_err(), "{flag} 0");
+        }
     }
 
     #[test]

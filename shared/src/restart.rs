@@ -21,6 +21,12 @@ pub struct RestartPlan {
     pub after_response: Option<AfterResponse>,
 }
 
+impl std::fmt::Debug for RestartPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestartPlan").field("mode", &self.mode).field("after_response", &self.after_response.is_some()).finish()
+    }
+}
+
 /// `POST /admin/restart`'s answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RestartResponse {

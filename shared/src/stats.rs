@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -106,25 +106,63 @@ impl Drop for QueryGuard {
     }
 }
 
+/// How long figures are reused, and when trends and snapshots look back.
+#[derive(Debug, Clone, Copy)]
+pub struct StatsTiming {
+    /// Store-derived figures are reused for this long (zero: never).
+    pub cache_for: Duration,
+    /// Trends compare with the newest snapshot at least this old.
+    pub trend_window: Duration,
+    /// A snapshot is stored when the newest is older than this.
+    pub snapshot_every: Duration,
+}
+
+/// What the stats need from the store: the graph's counts and the trends' baseline.
+#[derive(Debug, Clone)]
+struct StoreFigures {
+    counts: GraphCounts,
+    baseline: Option<StatsSnapshot>,
+}
+
 /// Computes statistics; cheap to clone.
+///
+/// The store-derived part is computed by one caller at a time and reused for `cache_for`, so any
+/// number of dashboards and requests cost the store one query set per window; live figures
+/// (connections, queries in flight) are read fresh every time.
 #[derive(Clone)]
 pub struct StatsService {
     stores: Stores,
     broadcaster: Arc<dyn Broadcaster>,
     gauges: Arc<LiveGauges>,
-    trend_window: Duration,
-    snapshot_every: Duration,
+    timing: StatsTiming,
+    cache: Arc<tokio::sync::Mutex<Option<(Instant, StoreFigures)>>>,
 }
 
 impl StatsService {
-    pub fn new(
-        stores: Stores,
-        broadcaster: Arc<dyn Broadcaster>,
-        gauges: Arc<LiveGauges>,
-        trend_window: Duration,
-        snapshot_every: Duration,
-    ) -> Self {
-        StatsService { stores, broadcaster, gauges, trend_window, snapshot_every }
+    pub fn new(stores: Stores, broadcaster: Arc<dyn Broadcaster>, gauges: Arc<LiveGauges>, timing: StatsTiming) -> Self {
+        StatsService { stores, broadcaster, gauges, timing, cache: Arc::new(tokio::sync::Mutex::new(None)) }
+    }
+
+    /// Forgets the reused figures: writers of the graph call this so the next stats see their change.
+    pub async fn invalidate(&self) {
+        *self.cache.lock().await = None;
+    }
+
+    async fn store_figures(&self) -> Result<StoreFigures, ApiError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((computed, figures)) = cache.as_ref()
+            && computed.elapsed() < self.timing.cache_for
+        {
+            return Ok(figures.clone());
+        }
+        let now = crate::time::now();
+        let window = chrono::Duration::from_std(self.timing.trend_window).unwrap_or(chrono::Duration::hours(24));
+        let (counts, baseline) = tokio::join!(self.stores.graph.graph_counts(), self.stores.snapshots.baseline_snapshot(now - window));
+        let figures = StoreFigures { counts: counts?, baseline: baseline? };
+        if !self.timing.cache_for.is_zero() {
+            *cache = Some((Instant::now(), figures.clone()));
+        }
+        Ok(figures)
     }
 
     pub fn gauges(&self) -> &Arc<LiveGauges> {
@@ -133,15 +171,8 @@ impl StatsService {
 
     /// The dashboard stats as of now.
     pub async fn dashboard(&self) -> Result<DashboardStats, ApiError> {
-        let now = crate::time::now();
-        let window = chrono::Duration::from_std(self.trend_window).unwrap_or(chrono::Duration::hours(24));
-        let (counts, baseline, connections) = tokio::join!(
-            self.stores.graph.graph_counts(),
-            self.stores.snapshots.baseline_snapshot(now - window),
-            self.broadcaster.connection_count(),
-        );
-        let counts = counts?;
-        let baseline = baseline?;
+        let (figures, connections) = tokio::join!(self.store_figures(), self.broadcaster.connection_count());
+        let StoreFigures { counts, baseline } = figures?;
         let connections = connections.map_err(|error| {
             ApiError::unavailable("broadcaster", "broadcaster_unavailable", "live connections cannot be counted right now")
                 .with_source(error)
@@ -163,7 +194,7 @@ impl StatsService {
 
     /// The graph's size by type.
     pub async fn graph(&self) -> Result<GraphStats, ApiError> {
-        let GraphCounts { nodes, edges, node_types, relationship_types, .. } = self.stores.graph.graph_counts().await?;
+        let GraphCounts { nodes, edges, node_types, relationship_types, .. } = self.store_figures().await?.counts;
         Ok(GraphStats { nodes, edges, node_types, relationship_types })
     }
 
@@ -171,7 +202,7 @@ impl StatsService {
     /// Returns whether one was stored.
     pub async fn snapshot_if_due(&self, stats: &DashboardStats) -> Result<bool, StoreError> {
         let now = crate::time::now();
-        let every = chrono::Duration::from_std(self.snapshot_every).unwrap_or(chrono::Duration::hours(1));
+        let every = chrono::Duration::from_std(self.timing.snapshot_every).unwrap_or(chrono::Duration::hours(1));
         let due = match self.stores.snapshots.latest_snapshot().await? {
             Some(latest) => now - latest.taken_at >= every,
             None => true,

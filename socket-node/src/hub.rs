@@ -365,6 +365,11 @@ impl Hub {
                     true
                 }
                 None => {
+                    // Keys come and go (one per ingestion): forget the idle ones before adding.
+                    if throttled.len() >= 64 {
+                        let window = self.config.throttle;
+                        throttled.retain(|_, slot| slot.pending.is_some() || now.duration_since(slot.last_sent) < window);
+                    }
                     throttled.insert(key, Throttled { last_sent: now, pending: None });
                     true
                 }

@@ -45,6 +45,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     telemetry::init(cli.settings.log_format);
+    let lifecycle = Arc::new(Lifecycle::new());
+    lifecycle.watch_signals().context("installing the signal handlers")?;
     let generation = lifecycle::generation();
     let (listener, handover) = listener::acquire(cli.bind).await?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
@@ -59,7 +61,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.settings.activity_batch_size as usize,
     );
     let hub = Hub::new(cli.hub_config());
-    let lifecycle = Arc::new(Lifecycle::new());
     let restarter = Arc::new(NodeRestarter::new(lifecycle.clone(), cli.restart_mode));
     let state = AppState::new(cli.settings.clone(), stores, recorder, hub.clone(), restarter);
     let node = Arc::new(NodeContext { hub: hub.clone(), config: cli.websocket_config(), connections: TaskTracker::new() });
@@ -78,14 +79,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         address = %local_addr,
         generation,
         store = %cli.settings.db_path.display(),
-        restart_mode = ?cli.restart_mode,
+        restart_mode = cli.restart_mode.as_str(),
         "listening on http://{local_addr}"
     );
 
     let reason = lifecycle.wait_for_stop().await;
     lifecycle::shut_down(reason, &lifecycle, &cli, &state, &node, server, ticker).await;
     match reason {
-        lifecycle::StopReason::Restart => lifecycle::restart(cli.restart_mode, handover, generation),
+        lifecycle::StopReason::Restart => lifecycle::restart(&lifecycle, cli.restart_mode, handover, generation),
         lifecycle::StopReason::Signal => Ok(()),
     }
 }

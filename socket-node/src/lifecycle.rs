@@ -31,6 +31,9 @@ use crate::ws::NodeContext;
 /// The environment variable counting restarts of this process (0 for the first generation).
 pub const GENERATION_ENV: &str = "TRIBUTARY_GENERATION";
 
+/// How long the store gets to take the queued activity before the rest is spilled to disk.
+const ACTIVITY_FLUSH_GRACE: Duration = Duration::from_secs(1);
+
 /// How long all WebSocket clients together get to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -47,6 +50,8 @@ pub enum StopReason {
 pub struct Lifecycle {
     requested: watch::Sender<Option<StopReason>>,
     restart_claimed: AtomicBool,
+    /// A stop signal arrived (possibly during a restart, which then exits instead).
+    signalled: AtomicBool,
     accepting: watch::Sender<bool>,
     stopping: watch::Sender<bool>,
 }
@@ -62,6 +67,7 @@ impl Lifecycle {
         Lifecycle {
             requested: watch::Sender::new(None),
             restart_claimed: AtomicBool::new(false),
+            signalled: AtomicBool::new(false),
             accepting: watch::Sender::new(true),
             stopping: watch::Sender::new(false),
         }
@@ -79,15 +85,38 @@ impl Lifecycle {
         });
     }
 
-    /// Waits for a stop request or a termination signal.
+    /// Installs the SIGTERM and SIGINT handlers, for the life of the process: a signal asks for a
+    /// stop whenever it comes, during start-up or during a restart included.
+    pub fn watch_signals(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let lifecycle = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    _ = terminate.recv() => "SIGTERM",
+                    _ = interrupt.recv() => "SIGINT",
+                };
+                tracing::info!(signal = name, "stop signal received");
+                lifecycle.signalled.store(true, Ordering::SeqCst);
+                lifecycle.request(StopReason::Signal);
+            }
+        });
+        Ok(())
+    }
+
+    /// Whether a stop signal has arrived.
+    pub fn signalled(&self) -> bool {
+        self.signalled.load(Ordering::SeqCst)
+    }
+
+    /// Waits for a stop request (a restart, or a signal).
     pub async fn wait_for_stop(&self) -> StopReason {
         let mut requested = self.requested.subscribe();
-        let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-        let mut interrupt = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-        tokio::select! {
-            reason = requested.wait_for(Option::is_some) => reason.map(|reason| reason.expect("checked by wait_for")).unwrap_or(StopReason::Signal),
-            _ = terminate.recv() => { tracing::info!("SIGTERM received"); StopReason::Signal }
-            _ = interrupt.recv() => { tracing::info!("SIGINT received"); StopReason::Signal }
+        match requested.wait_for(Option::is_some).await {
+            Ok(reason) => reason.expect("checked by wait_for"),
+            // The sender lives in `self`: it cannot be gone while we borrow it.
+            Err(_) => StopReason::Signal,
         }
     }
 
@@ -171,7 +200,7 @@ pub async fn shut_down(
     if tokio::time::timeout(Duration::from_secs(1), ticker).await.is_err() {
         tracing::warn!("the stats ticker did not stop in time");
     }
-    state.activity.shutdown().await;
+    state.activity.shutdown(ACTIVITY_FLUSH_GRACE).await;
     tracing::info!(closed_websockets = closing, took_ms = started.elapsed().as_millis() as u64, "stopped");
 }
 
@@ -180,8 +209,13 @@ pub fn generation() -> u64 {
     std::env::var(GENERATION_ENV).ok().and_then(|value| value.parse().ok()).unwrap_or(0)
 }
 
-/// Comes back after a restart: `exec` does not return unless the exec fails.
-pub fn restart(mode: RestartMode, handover: Handover, generation: u64) -> anyhow::Result<()> {
+/// Comes back after a restart: `exec` does not return unless the exec fails. A stop signal that
+/// arrived meanwhile wins: the node exits instead.
+pub fn restart(lifecycle: &Lifecycle, mode: RestartMode, handover: Handover, generation: u64) -> anyhow::Result<()> {
+    if lifecycle.signalled() {
+        tracing::info!("a stop signal arrived during the restart; exiting instead of coming back");
+        return Ok(());
+    }
     match mode {
         RestartMode::Exit => {
             tracing::info!("exiting with status 0 for the supervisor to restart the node");
@@ -225,5 +259,28 @@ fn executable() -> PathBuf {
             if trimmed.exists() { trimmed } else { PathBuf::from("/proc/self/exe") }
         }
         Err(_) => PathBuf::from("/proc/self/exe"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_restart_or_one_during_a_shutdown_is_refused() {
+        let lifecycle = Arc::new(Lifecycle::new());
+        let restarter = NodeRestarter::new(lifecycle.clone(), RestartMode::Exec);
+        let plan = restarter.restart("test").await.unwrap();
+        assert_eq!(plan.mode, "exec");
+        assert_eq!(restarter.restart("test").await.unwrap_err().status(), StatusCode::CONFLICT);
+        // The restart begins only once the answer is out.
+        assert!(lifecycle.requested.borrow().is_none());
+        (plan.after_response.expect("the node defers its restart"))();
+        assert_eq!(lifecycle.wait_for_stop().await, StopReason::Restart);
+
+        let stopping = Arc::new(Lifecycle::new());
+        stopping.request(StopReason::Signal);
+        let restarter = NodeRestarter::new(stopping, RestartMode::Exit);
+        assert_eq!(restarter.restart("test").await.unwrap_err().code(), "restart_in_progress");
     }
 }

@@ -19,14 +19,10 @@ pub struct Handover(pub OwnedFd);
 
 /// Binds `bind`, or adopts the socket a previous generation handed over.
 pub async fn acquire(bind: SocketAddr) -> anyhow::Result<(TcpListener, Handover)> {
+    // The variable stays in the environment (changing it would race with the runtime's threads);
+    // the next exec sets it afresh, and the node starts no other processes.
     let listener = match std::env::var(LISTEN_FD_ENV) {
-        Ok(fd) => {
-            // Not for our children: a later restart sets it again.
-            // SAFETY: single-threaded with respect to the environment at this point of start-up;
-            // nothing else reads or writes it concurrently.
-            unsafe { std::env::remove_var(LISTEN_FD_ENV) };
-            adopt(&fd)?
-        }
+        Ok(fd) => adopt(&fd)?,
         Err(_) => TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?,
     };
     let handover = listener.as_fd().try_clone_to_owned().context("duplicating the listening socket")?;

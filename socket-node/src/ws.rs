@@ -165,6 +165,18 @@ fn refuse(refusal: Refusal, ip: IpAddr) -> Response {
     response
 }
 
+/// Removes a connection from the hub when dropped.
+struct Registration {
+    hub: Arc<Hub>,
+    id: tributary_core::realtime::ConnectionId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.hub.unregister(&self.id);
+    }
+}
+
 /// How a connection ended.
 struct Ending {
     code: Option<u16>,
@@ -198,8 +210,10 @@ async fn serve(
         .with_metadata("client_ip", connection.ip.to_string());
     state.activity.record(connected).await;
 
+    // Unregistered however the conversation ends, a panic included, so no phantom holds a slot.
+    let registration = Registration { hub: node.hub.clone(), id: connection.id.clone() };
     let ending = converse(&mut socket, &connection, &outbox, &state, &node).await;
-    node.hub.unregister(&connection.id);
+    drop(registration);
 
     let duration_s = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -323,8 +337,16 @@ fn text_of(message: &ServerMessage) -> Message {
 }
 
 /// Sends one message; a send that cannot finish within `timeout` means the client stopped reading.
+/// A kick from the hub (the outbox overflowed meanwhile) ends the wait at once.
 async fn send(socket: &mut WebSocket, message: Message, timeout: Duration, connection: &Connection, hub: &Hub) -> Result<(), Ending> {
-    match tokio::time::timeout(timeout, socket.send(message)).await {
+    let outcome = tokio::select! {
+        sent = tokio::time::timeout(timeout, socket.send(message)) => sent,
+        reason = connection.kicked() => {
+            close_now(socket, &reason).await;
+            return Err(Ending::server(&reason));
+        }
+    };
+    match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(Ending::client(None, format!("send failed: {error}"))),
         Err(_) => {

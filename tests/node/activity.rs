@@ -135,7 +135,8 @@ async fn metrics_events_are_bounded_and_totalled() {
 
 #[tokio::test]
 async fn health_degrades_while_the_store_cannot_be_written_and_no_activity_is_lost() {
-    let node = TestNode::start().await;
+    // A tiny queue, so that events pile into the spill file while the store is locked.
+    let node = TestNode::start_with(support::NodeOptions::default().env("ACTIVITY_QUEUE_CAPACITY", 1)).await;
     let client = reqwest::Client::new();
     // Another process takes the write lock: reads go on (WAL), writes wait and then fail as busy.
     let locker = rusqlite::Connection::open(&node.db).unwrap();
@@ -144,6 +145,9 @@ async fn health_degrades_while_the_store_cannot_be_written_and_no_activity_is_lo
         let response = client.get(node.url("/api/v1/stats")).header("x-request-id", format!("locked-{n}")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "requests keep being answered");
     }
+    let spill = node.db.with_file_name("activity-spill.jsonl");
+    let spilled = std::fs::read_to_string(&spill).expect("events spilled to disk while the store is locked");
+    assert!(spilled.contains("locked-"), "the spill holds the requests' events");
     let health = node.poll_json("/health", |health| health["status"] == "degraded").await;
     assert_eq!(health["services"]["activity"]["status"], "degraded");
     assert!(health["services"]["activity"]["detail"].as_str().unwrap().contains("spill"));
@@ -164,4 +168,6 @@ async fn health_degrades_while_the_store_cannot_be_written_and_no_activity_is_lo
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(count_locked(), 5, "each event stored exactly once");
+    let replayed = node.poll_json("/health", |health| health["services"]["activity"]["spilled"] == 0).await;
+    assert_eq!(replayed["services"]["activity"]["spilled"], 0, "the spill file was replayed");
 }

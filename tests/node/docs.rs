@@ -25,7 +25,8 @@ fn every_route_is_in_the_api_reference() {
     for (path, operations) in api["paths"].as_object().unwrap() {
         for method in operations.as_object().unwrap().keys() {
             let entry = format!("`{} {path}", method.to_uppercase());
-            let alias = API.contains(&format!("`{path}`")) && API.contains("alias");
+            // An alias is listed on the line of the route it stands for.
+            let alias = API.lines().any(|line| line.contains(&format!("`{path}`")) && line.contains("alias"));
             assert!(API.contains(&entry) || alias, "{} {path} is missing from docs/api.md", method.to_uppercase());
         }
     }

@@ -205,10 +205,12 @@ async fn over_the_global_cap_the_longest_idle_connection_makes_room() {
 #[tokio::test]
 async fn a_reader_that_stops_reading_is_closed_without_delaying_the_others() {
     let node = TestNode::start_with(
+        // The send timeout is far longer than the test's patience: if the fan-out waited on the
+        // stalled client, the reader would not get its messages in time and the test would fail.
         NodeOptions::default()
             .env("STATS_INTERVAL_SECONDS", 3600)
             .env("WEBSOCKET_QUEUE_CAPACITY", 4)
-            .env("WEBSOCKET_SEND_TIMEOUT_SECONDS", 2),
+            .env("WEBSOCKET_SEND_TIMEOUT_SECONDS", 600),
     )
     .await;
     // A client that completes the handshake and then never reads again.
@@ -272,4 +274,101 @@ async fn connections_are_logged_and_recorded_as_activity() {
         |message: &str| node.log_entries().iter().any(|entry| entry["message"] == message && entry["connection_id"] == id.as_str());
     assert!(logged("dashboard connected"));
     assert!(logged("dashboard disconnected"));
+}
+
+/// Opens a WebSocket by hand, to send what a well-behaved client library refuses to.
+async fn raw_websocket(node: &TestNode) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let handshake = format!(
+        "GET /api/v1/ws/dashboard HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        node.addr
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    // Read the 101 response up to its blank line.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    stream
+}
+
+/// A masked client frame.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len @ 126..=65535 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(index, byte)| byte ^ mask[index % 4]));
+    frame
+}
+
+/// Reads server frames until a close frame; returns its code.
+async fn close_code(stream: &mut tokio::net::TcpStream) -> u16 {
+    loop {
+        let mut header = [0u8; 2];
+        tokio::time::timeout(support::PATIENCE, stream.read_exact(&mut header)).await.expect("a frame in time").unwrap();
+        let opcode = header[0] & 0x0f;
+        let length = match header[1] & 0x7f {
+            126 => {
+                let mut extended = [0u8; 2];
+                stream.read_exact(&mut extended).await.unwrap();
+                u16::from_be_bytes(extended) as usize
+            }
+            127 => {
+                let mut extended = [0u8; 8];
+                stream.read_exact(&mut extended).await.unwrap();
+                u64::from_be_bytes(extended) as usize
+            }
+            short => short as usize,
+        };
+        let mut payload = vec![0u8; length];
+        stream.read_exact(&mut payload).await.unwrap();
+        if opcode == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_messages_close_with_1009_and_invalid_utf8_with_1007() {
+    let node = TestNode::start_with(NodeOptions::default().env("WEBSOCKET_MAX_MESSAGE_BYTES", 1024)).await;
+
+    let mut oversized = raw_websocket(&node).await;
+    oversized.write_all(&client_frame(0x1, &[b'x'; 4096])).await.unwrap();
+    assert_eq!(close_code(&mut oversized).await, 1009);
+
+    let mut invalid = raw_websocket(&node).await;
+    invalid.write_all(&client_frame(0x1, &[0x7b, 0xff, 0xfe, 0x7d])).await.unwrap();
+    assert_eq!(close_code(&mut invalid).await, 1007);
+
+    // Neither took the node down for anyone else.
+    let mut dashboard = node.dashboard("/api/v1/ws/dashboard").await;
+    dashboard.send_json(json!({"type": "ping"})).await;
+    assert_eq!(dashboard.next_json().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_closed_with_1001() {
+    let node = TestNode::start_with(NodeOptions::default().env("WEBSOCKET_HEARTBEAT_SECONDS", 1).env("STATS_INTERVAL_SECONDS", 3600)).await;
+    // A raw client reads frames but never answers the pings, like a peer whose network vanished.
+    let mut silent = raw_websocket(&node).await;
+    assert_eq!(close_code(&mut silent).await, 1001);
+    let disconnects = node
+        .poll_json("/api/v1/activity/recent?type=websocket_disconnect", |items| items.as_array().is_some_and(|items| !items.is_empty()))
+        .await;
+    assert_eq!(disconnects[0]["metadata"]["reason"], "no answer to pings");
 }

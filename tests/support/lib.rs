@@ -42,6 +42,10 @@ pub struct NodeOptions {
     pub env: Vec<(String, String)>,
     /// Use this database file instead of a fresh one.
     pub db: Option<PathBuf>,
+    /// Command-line arguments.
+    pub args: Vec<String>,
+    /// Start in this folder, with neither `TRIBUTARY_DB` nor `--db`: the default path applies.
+    pub default_db_in: Option<PathBuf>,
 }
 
 impl NodeOptions {
@@ -52,6 +56,16 @@ impl NodeOptions {
 
     pub fn db(mut self, path: impl Into<PathBuf>) -> Self {
         self.db = Some(path.into());
+        self
+    }
+
+    pub fn arg(mut self, arg: impl ToString) -> Self {
+        self.args.push(arg.to_string());
+        self
+    }
+
+    pub fn default_db_in(mut self, folder: impl Into<PathBuf>) -> Self {
+        self.default_db_in = Some(folder.into());
         self
     }
 }
@@ -73,9 +87,10 @@ impl TestNode {
     }
 
     pub async fn start_with(options: NodeOptions) -> TestNode {
-        let (folder, db) = match options.db {
-            Some(db) => (None, db),
-            None => {
+        let (folder, db) = match (&options.db, &options.default_db_in) {
+            (_, Some(cwd)) => (None, cwd.join("data/tributary.db")),
+            (Some(db), None) => (None, db.clone()),
+            (None, None) => {
                 let folder = tempfile::tempdir().expect("a temporary folder");
                 let db = folder.path().join("tributary.db");
                 (Some(folder), db)
@@ -87,8 +102,17 @@ impl TestNode {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .env("LOG_FORMAT", "json")
-            .env("TRIBUTARY_BIND", "127.0.0.1:0")
-            .env("TRIBUTARY_DB", &db)
+            .env("TRIBUTARY_BIND", "127.0.0.1:0");
+        match &options.default_db_in {
+            Some(cwd) => {
+                command.current_dir(cwd);
+            }
+            None => {
+                command.env("TRIBUTARY_DB", &db);
+            }
+        }
+        command
+            .args(&options.args)
             .envs(options.env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -138,7 +138,8 @@ impl ActivityEvent {
     pub fn http_request(method: &str, endpoint: impl Into<String>, status_code: u16, latency_ms: f64) -> Self {
         let status = if status_code < 400 { EventStatus::Success } else { EventStatus::Error };
         let mut event = ActivityEvent::new(EventType::HttpRequest, EventSource::Http, endpoint, status);
-        event.method = Some(method.to_owned());
+        // Methods are client-chosen tokens: keep a bounded amount of one.
+        event.method = Some(method.chars().take(16).collect());
         event.status_code = Some(status_code);
         event.latency_ms = Some(latency_ms);
         event
@@ -197,8 +198,7 @@ impl ActivityEvent {
                 increments.push((outcome.to_owned(), 1));
                 let micros = (self.latency_ms.unwrap_or_default().max(0.0) * 1000.0).round() as i64;
                 increments.push((counters::LATENCY_US.to_owned(), micros));
-                let method = self.method.as_deref().unwrap_or("?");
-                increments.push((format!("{}{method} {}", counters::ENDPOINT_PREFIX, self.endpoint), 1));
+                increments.push((format!("{}{} {}", counters::ENDPOINT_PREFIX, counted_method(self.method.as_deref()), self.endpoint), 1));
             }
             EventType::ChatQuery => increments.push((counters::QUERIES.to_owned(), 1)),
             EventType::Ingestion => increments.push((counters::INGESTIONS.to_owned(), 1)),
@@ -209,6 +209,13 @@ impl ActivityEvent {
         }
         increments
     }
+}
+
+/// The method as counters name it: the standard ones, or `OTHER`, so that made-up methods cannot
+/// grow the counter set.
+fn counted_method(method: Option<&str>) -> &'static str {
+    const STANDARD: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
+    STANDARD.into_iter().find(|standard| Some(*standard) == method).unwrap_or("OTHER")
 }
 
 /// Names of the activity counters.
@@ -282,6 +289,15 @@ mod tests {
         assert_eq!(totals.latency_sum_us, 1500);
         assert_eq!(totals.endpoints.get("GET /api/v1/lineage/{node}"), Some(&1));
         assert_eq!(totals.error_types.get("not_found"), Some(&1));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_counter() {
+        let counted = |method: &str| ActivityEvent::http_request(method, "unmatched", 405, 0.1).counter_increments();
+        let name = |increments: Vec<(String, i64)>| increments.into_iter().find(|(name, _)| name.starts_with("endpoint:")).unwrap().0;
+        assert_eq!(name(counted("FOO1")), "endpoint:OTHER unmatched");
+        assert_eq!(name(counted("FOO2")), "endpoint:OTHER unmatched");
+        assert_eq!(name(counted("PATCH")), "endpoint:PATCH unmatched");
     }
 
     #[test]

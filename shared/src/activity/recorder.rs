@@ -4,21 +4,24 @@
 //!   One writer task drains it in batches (as many as are waiting, up to the batch size), writes each
 //!   batch in one store call, and retries with exponential backoff. A batch that still fails is
 //!   spilled to the [`SpillFile`]; so is any event that finds the queue full. After every successful
-//!   write the spill is replayed. [`ActivityRecorder::shutdown`] drains the queue and spills whatever
-//!   the store would not take, so a restart loses nothing.
+//!   write (and at start) the spill is replayed. [`ActivityRecorder::shutdown`] drains the queue
+//!   within a deadline and spills whatever the store would not take in time, so a restart is quick
+//!   and loses nothing.
 //! * **Inline** (Lambda): `record` writes before it returns, because a frozen execution environment
 //!   runs no background task; a write that fails after its retries spills to the local file and is
 //!   replayed by the next invocation that writes successfully.
 //!
-//! Stores skip ids they already hold, so replays and retries never count an event twice.
+//! Stores skip ids they already hold, so replays, retries and a write that finished after we stopped
+//! waiting for it never count an event twice.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::ActivityEvent;
@@ -47,7 +50,8 @@ pub struct RecorderStatus {
     pub persisted: u64,
     /// Whether the last write failed.
     pub failing: bool,
-    /// The last write error, if the last write failed.
+    /// The last write error, if the last write failed (for the logs; not sent to clients).
+    #[serde(skip)]
     pub last_error: Option<String>,
 }
 
@@ -65,7 +69,7 @@ pub struct ActivityRecorder {
 struct Inner {
     mode: RecorderMode,
     store: Arc<dyn ActivityStore>,
-    spill: SpillFile,
+    spill: Arc<SpillFile>,
     batch_size: usize,
     queue: Option<mpsc::Sender<ActivityEvent>>,
     control: Option<mpsc::UnboundedSender<Control>>,
@@ -74,6 +78,10 @@ struct Inner {
     failing: AtomicBool,
     last_error: Mutex<Option<String>>,
     retry: RetryPolicy,
+    /// Set by `shutdown`: no write may outlive it.
+    deadline: Mutex<Option<Instant>>,
+    /// Wakes a writer sleeping between retries when the deadline is set.
+    deadline_set: Notify,
 }
 
 /// Backoff between attempts at one batch.
@@ -87,6 +95,32 @@ struct RetryPolicy {
 impl RetryPolicy {
     fn delay(&self, attempt: u32) -> Duration {
         self.first_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay)
+    }
+}
+
+impl Inner {
+    fn new(
+        mode: RecorderMode,
+        store: Arc<dyn ActivityStore>,
+        spill_path: std::path::PathBuf,
+        batch_size: usize,
+        retry: RetryPolicy,
+    ) -> Self {
+        Inner {
+            mode,
+            store,
+            spill: Arc::new(SpillFile::new(spill_path)),
+            batch_size: batch_size.max(1),
+            queue: None,
+            control: None,
+            writer: Mutex::new(None),
+            persisted: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            retry,
+            deadline: Mutex::new(None),
+            deadline_set: Notify::new(),
+        }
     }
 }
 
@@ -106,21 +140,10 @@ impl ActivityRecorder {
     ) -> Self {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
         let (control, control_receiver) = mpsc::unbounded_channel();
-        let recorder = ActivityRecorder {
-            inner: Arc::new(Inner {
-                mode: RecorderMode::Background,
-                store,
-                spill: SpillFile::new(spill_path),
-                batch_size: batch_size.max(1),
-                queue: Some(queue),
-                control: Some(control),
-                writer: Mutex::new(None),
-                persisted: AtomicU64::new(0),
-                failing: AtomicBool::new(false),
-                last_error: Mutex::new(None),
-                retry,
-            }),
-        };
+        let mut inner = Inner::new(RecorderMode::Background, store, spill_path, batch_size, retry);
+        inner.queue = Some(queue);
+        inner.control = Some(control);
+        let recorder = ActivityRecorder { inner: Arc::new(inner) };
         let writer = tokio::spawn(run_writer(recorder.inner.clone(), receiver, control_receiver));
         *recorder.inner.writer.lock().expect("fresh mutex") = Some(writer);
         recorder
@@ -128,21 +151,8 @@ impl ActivityRecorder {
 
     /// A recorder that writes before `record` returns.
     pub fn inline(store: Arc<dyn ActivityStore>, spill_path: std::path::PathBuf) -> Self {
-        ActivityRecorder {
-            inner: Arc::new(Inner {
-                mode: RecorderMode::Inline,
-                store,
-                spill: SpillFile::new(spill_path),
-                batch_size: 500,
-                queue: None,
-                control: None,
-                writer: Mutex::new(None),
-                persisted: AtomicU64::new(0),
-                failing: AtomicBool::new(false),
-                last_error: Mutex::new(None),
-                retry: RetryPolicy { attempts: 3, first_delay: Duration::from_millis(50), max_delay: Duration::from_millis(400) },
-            }),
-        }
+        let retry = RetryPolicy { attempts: 3, first_delay: Duration::from_millis(50), max_delay: Duration::from_millis(400) };
+        ActivityRecorder { inner: Arc::new(Inner::new(RecorderMode::Inline, store, spill_path, 500, retry)) }
     }
 
     /// Records one event. Never fails and never drops it: at worst it lands in the spill file.
@@ -152,15 +162,15 @@ impl ActivityRecorder {
             Some(queue) => match queue.try_send(event) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) => {
-                    inner.spill_or_log(&[event], "activity queue is full or closed");
+                    inner.spill_or_log(vec![event], "activity queue is full or closed").await;
                 }
             },
             None => {
-                let batch = [event];
+                let batch = vec![event];
                 if inner.write_with_retry(&batch).await {
                     inner.replay_spill().await;
                 } else {
-                    inner.spill_or_log(&batch, "store write failed after retries");
+                    inner.spill_or_log(batch, "store write failed after retries").await;
                 }
             }
         }
@@ -171,8 +181,11 @@ impl ActivityRecorder {
         self.send_control(Control::Flush).await;
     }
 
-    /// Flushes, then stops the writer. Events recorded afterwards go straight to the spill file.
-    pub async fn shutdown(&self) {
+    /// Stores what is queued, giving the store at most `grace`; what it has not taken by then is
+    /// spilled. Then stops the writer: events recorded afterwards go straight to the spill file.
+    pub async fn shutdown(&self, grace: Duration) {
+        *self.inner.deadline.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now() + grace);
+        self.inner.deadline_set.notify_waiters();
         self.send_control(Control::Shutdown).await;
         let writer = self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(writer) = writer {
@@ -204,10 +217,23 @@ impl ActivityRecorder {
 }
 
 impl Inner {
-    /// Writes one batch, retrying with backoff. Returns whether it is stored.
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes one batch, retrying with backoff; once a shutdown deadline is set, one attempt that
+    /// must finish by then. Returns whether the batch is stored.
     async fn write_with_retry(&self, batch: &[ActivityEvent]) -> bool {
         for attempt in 0..self.retry.attempts {
-            match self.store.append_activity(batch).await {
+            let deadline = self.deadline();
+            let result = match deadline {
+                None => self.store.append_activity(batch).await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, self.store.append_activity(batch)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(StoreError::Unavailable(anyhow::anyhow!("no answer before the shutdown deadline"))),
+                },
+            };
+            match result {
                 Ok(_) => {
                     self.persisted.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     if self.failing.swap(false, Ordering::Relaxed) {
@@ -217,8 +243,12 @@ impl Inner {
                 }
                 Err(error) => {
                     self.note_failure(&error, attempt);
-                    if attempt + 1 < self.retry.attempts {
-                        tokio::time::sleep(self.retry.delay(attempt)).await;
+                    if deadline.is_some() || attempt + 1 == self.retry.attempts {
+                        return false;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.retry.delay(attempt)) => {}
+                        _ = self.deadline_set.notified() => {}
                     }
                 }
             }
@@ -236,44 +266,66 @@ impl Inner {
         }
     }
 
-    fn spill_or_log(&self, events: &[ActivityEvent], why: &str) {
-        match self.spill.append(events) {
-            Ok(()) => tracing::debug!(count = events.len(), path = %self.spill.path().display(), why, "activity spilled to file"),
+    /// Appends to the spill file off the async threads.
+    async fn spill_or_log(&self, events: Vec<ActivityEvent>, why: &'static str) {
+        let spill = self.spill.clone();
+        let count = events.len();
+        let written =
+            tokio::task::spawn_blocking(move || spill.append(&events)).await.unwrap_or_else(|error| Err(std::io::Error::other(error)));
+        match written {
+            Ok(()) => tracing::debug!(count, path = %self.spill.path().display(), why, "activity spilled to file"),
             // The one place an event can be lost: neither the store nor the local disk take it.
-            Err(error) => tracing::error!(
-                count = events.len(),
-                path = %self.spill.path().display(),
-                %error,
-                why,
-                "activity could not be spilled; events lost"
-            ),
+            Err(error) => {
+                tracing::error!(count, path = %self.spill.path().display(), %error, why, "activity could not be spilled; events lost")
+            }
         }
     }
 
-    /// Moves spilled events into the store, if there are any.
+    /// Moves spilled events into the store, a chunk at a time, if there are any.
     async fn replay_spill(&self) {
-        if self.spill.pending() == 0 {
-            return;
-        }
-        let replay = match self.spill.take_for_replay() {
-            Ok(replay) => replay,
-            Err(error) => {
-                tracing::warn!(%error, "could not read the activity spill file");
+        // At most two rounds: an unfinished earlier replay, then the current spill.
+        for _ in 0..2 {
+            if self.spill.pending() == 0 || self.deadline().is_some() {
                 return;
             }
-        };
-        if replay.unreadable_lines > 0 {
-            tracing::warn!(lines = replay.unreadable_lines, "skipped unreadable lines in the activity spill file");
-        }
-        for chunk in replay.events.chunks(self.batch_size) {
-            if !self.write_with_retry(chunk).await {
-                tracing::warn!("activity spill replay interrupted; will retry after the next successful write");
-                return;
+            let spill = self.spill.clone();
+            let mut replay = match tokio::task::spawn_blocking(move || spill.start_replay()).await {
+                Ok(Ok(Some(replay))) => replay,
+                Ok(Ok(None)) => return,
+                Ok(Err(error)) => return tracing::warn!(%error, "could not open the activity spill file for replay"),
+                Err(error) => return tracing::warn!(%error, "activity spill replay task failed"),
+            };
+            loop {
+                let batch_size = self.batch_size;
+                let read = tokio::task::spawn_blocking(move || {
+                    let chunk = replay.next_chunk(batch_size);
+                    (replay, chunk)
+                })
+                .await;
+                let chunk = match read {
+                    Ok((back, Ok(chunk))) => {
+                        replay = back;
+                        chunk
+                    }
+                    Ok((_, Err(error))) => return tracing::warn!(%error, "could not read the activity spill file"),
+                    Err(error) => return tracing::warn!(%error, "activity spill replay task failed"),
+                };
+                if chunk.is_empty() {
+                    break;
+                }
+                if !self.write_with_retry(&chunk).await {
+                    tracing::warn!("activity spill replay interrupted; it resumes after the next successful write");
+                    return;
+                }
             }
-        }
-        match self.spill.finish_replay(&replay) {
-            Ok(()) => tracing::info!(count = replay.events.len(), "replayed spilled activity into the store"),
-            Err(error) => tracing::warn!(%error, "replayed spilled activity but could not remove the replay file"),
+            if replay.unreadable_lines > 0 {
+                tracing::warn!(lines = replay.unreadable_lines, "skipped unreadable lines in the activity spill file");
+            }
+            let replayed = replay.events_read;
+            match self.spill.finish_replay(replay) {
+                Ok(()) => tracing::info!(count = replayed, "replayed spilled activity into the store"),
+                Err(error) => tracing::warn!(%error, "replayed spilled activity but could not remove the replay file"),
+            }
         }
     }
 }
@@ -307,10 +359,11 @@ async fn run_writer(inner: Arc<Inner>, mut queue: mpsc::Receiver<ActivityEvent>,
     }
 }
 
-/// Writes everything waiting in the queue. Once a batch fails after its retries, the rest goes
-/// straight to the spill file: a flush must finish promptly even while the store is down.
+/// Writes everything waiting in the queue. Once a batch fails (or the store was already failing,
+/// or the shutdown deadline has passed) the rest goes straight to the spill file: a flush must
+/// finish promptly even while the store is down.
 async fn drain(inner: &Inner, queue: &mut mpsc::Receiver<ActivityEvent>, batch: &mut Vec<ActivityEvent>) {
-    let mut store_down = false;
+    let mut store_down = inner.failing.load(Ordering::Relaxed);
     loop {
         while batch.len() < inner.batch_size {
             match queue.try_recv() {
@@ -321,9 +374,9 @@ async fn drain(inner: &Inner, queue: &mut mpsc::Receiver<ActivityEvent>, batch: 
         if batch.is_empty() {
             return;
         }
-        if store_down {
-            inner.spill_or_log(batch, "store down during flush");
-            batch.clear();
+        let past_deadline = inner.deadline().is_some_and(|deadline| Instant::now() >= deadline);
+        if store_down || past_deadline {
+            inner.spill_or_log(std::mem::take(batch), "store down or out of time during flush").await;
         } else {
             store_down = !write_or_spill(inner, batch).await;
         }
@@ -334,11 +387,11 @@ async fn drain(inner: &Inner, queue: &mut mpsc::Receiver<ActivityEvent>, batch: 
 async fn write_or_spill(inner: &Inner, batch: &mut Vec<ActivityEvent>) -> bool {
     let stored = inner.write_with_retry(batch).await;
     if stored {
+        batch.clear();
         inner.replay_spill().await;
     } else {
-        inner.spill_or_log(batch, "store write failed after retries");
+        inner.spill_or_log(std::mem::take(batch), "store write failed after retries").await;
     }
-    batch.clear();
     stored
 }
 
@@ -420,7 +473,7 @@ mod tests {
         let status = recorder.status();
         assert_eq!(status.spilled, 0);
         assert!(!status.failing);
-        recorder.shutdown().await;
+        recorder.shutdown(Duration::from_secs(1)).await;
         assert_eq!(stored(&disk).await, 51, "none twice");
     }
 
@@ -431,7 +484,7 @@ mod tests {
         for n in 0..20 {
             recorder.record(event(n)).await;
         }
-        recorder.shutdown().await;
+        recorder.shutdown(Duration::from_secs(1)).await;
         assert_eq!(recorder.status().spilled, 20);
         // Recorded after shutdown: spilled too, never dropped.
         recorder.record(event(20)).await;
@@ -440,7 +493,38 @@ mod tests {
         disk.down.store(false, Ordering::SeqCst);
         let next_run = ActivityRecorder::background_with_retry(disk.clone(), spill, 100, 10, FAST);
         eventually("the spill replayed at start", async || stored(&disk).await == 21).await;
-        next_run.shutdown().await;
+        next_run.shutdown(Duration::from_secs(1)).await;
+    }
+
+    /// A store that never answers, as when a network store hangs.
+    struct Hanging;
+
+    #[async_trait]
+    impl ActivityStore for Hanging {
+        async fn append_activity(&self, _events: &[ActivityEvent]) -> Result<usize, StoreError> {
+            std::future::pending().await
+        }
+
+        async fn recent_activity(&self, _limit: usize, _event_type: Option<EventType>) -> Result<Vec<ActivityEvent>, StoreError> {
+            Ok(Vec::new())
+        }
+
+        async fn activity_totals(&self) -> Result<ActivityTotals, StoreError> {
+            Ok(ActivityTotals::default())
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_keeps_its_deadline_when_the_store_hangs_and_spills_the_rest() {
+        let folder = tempfile::tempdir().unwrap();
+        let recorder = ActivityRecorder::background(Arc::new(Hanging), folder.path().join("spill.jsonl"), 100, 10);
+        for n in 0..30 {
+            recorder.record(event(n)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), recorder.shutdown(Duration::from_millis(100)))
+            .await
+            .expect("shutdown returns once its deadline has passed");
+        assert_eq!(recorder.status().spilled, 30, "nothing lost: every event is in the spill file");
     }
 
     #[tokio::test]

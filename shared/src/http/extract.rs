@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use crate::config::{AllowedOrigins, is_loopback_host};
 use crate::error::{ApiError, FieldError};
 
 /// A JSON body: 415 without a JSON content type, 413 past the body limit, 400 when it is not JSON,
@@ -113,7 +114,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 pub struct ClientAddr {
     /// The socket peer, when the host knows it (the node does).
     pub peer: Option<IpAddr>,
-    /// The client: the first `X-Forwarded-For` address when `TRUST_FORWARDED_FOR` is on, else the peer.
+    /// The client: the last `X-Forwarded-For` address (the one the proxy added) when
+    /// `TRUST_FORWARDED_FOR` is on, else the peer.
     pub client: Option<IpAddr>,
 }
 
@@ -129,13 +131,17 @@ impl ClientAddr {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip())
             .or_else(|| parts.extensions.get::<SourceIp>().map(|source| source.0));
+        // The last address is the one our (trusted) proxy appended; earlier ones are whatever the
+        // client claimed.
         let forwarded = || {
             parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split(',').next())
-                .and_then(|first| first.trim().parse::<IpAddr>().ok())
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .next_back()
+                .and_then(|last| last.trim().parse::<IpAddr>().ok())
         };
         let client = if trust_forwarded_for { forwarded().or(peer) } else { peer };
         ClientAddr { peer, client }
@@ -151,7 +157,10 @@ impl FromRequestParts<AppState> for ClientAddr {
 }
 
 /// Proof that the caller may use admin routes: the admin token (Bearer or `X-API-Key`, compared in
-/// constant time), or, when no token is configured, a loopback peer.
+/// constant time), or, when no token is configured, a request made on this machine by a local tool
+/// or one of the node's own pages. A loopback peer alone is not enough: a browser page from
+/// anywhere can make one (a cross-site form or `fetch`, a DNS-rebinding page), and so does a reverse
+/// proxy on the same host. See [`is_local_request`].
 #[derive(Debug, Clone)]
 pub struct AdminAccess {
     /// `token` or `loopback`.
@@ -173,19 +182,35 @@ impl FromRequestParts<AppState> for AdminAccess {
                 }
             }
             None => {
-                let peer = ClientAddr::from_parts(parts, false).peer;
-                if peer.is_some_and(|ip| ip.is_loopback()) {
+                if is_local_request(parts, &state.settings.allowed_origins) {
                     Ok(AdminAccess { granted_by: "loopback" })
                 } else {
                     Err(ApiError::forbidden(
                         "admin_token_required",
-                        "admin routes are open to loopback clients only while no admin token is set",
+                        "admin routes are open to local requests only while no admin token is set",
                     )
                     .with_hint("set ADMIN_TOKEN on the server and send it as `Authorization: Bearer <token>`"))
                 }
             }
         }
     }
+}
+
+/// Whether a request comes from this machine and not through a browser page of another site:
+/// a loopback peer, a loopback `Host` (a DNS-rebinding page names its own host), no proxy headers,
+/// no cross-site fetch metadata, and either no `Origin` (curl, scripts) or an allowed one.
+pub fn is_local_request(parts: &Parts, allowed_origins: &AllowedOrigins) -> bool {
+    let headers = &parts.headers;
+    let peer_is_loopback = ClientAddr::from_parts(parts, false).peer.is_some_and(|ip| ip.is_loopback());
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    let host_is_loopback = host.is_some_and(is_loopback_host);
+    let proxied = ["x-forwarded-for", "forwarded", "x-real-ip"].iter().any(|name| headers.contains_key(*name));
+    let cross_site = headers.get("sec-fetch-site").and_then(|value| value.to_str().ok()).is_some_and(|site| site == "cross-site");
+    let origin_ok = match headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) {
+        None => true,
+        Some(origin) => allowed_origins.allows(origin, host),
+    };
+    peer_is_loopback && host_is_loopback && !proxied && !cross_site && origin_ok
 }
 
 fn presented_token(parts: &Parts) -> Option<&str> {
@@ -234,6 +259,37 @@ mod tests {
         let missing = decode_json::<Body>(b"{}").unwrap_err();
         assert_eq!(missing.field_errors()[0].field, "body");
         assert!(missing.field_errors()[0].message.contains("query"));
+    }
+
+    fn parts(headers: &[(&str, &str)], peer: &str) -> Parts {
+        let mut request = http::Request::builder().uri("/admin/restart");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        parts.extensions.insert(ConnectInfo::<SocketAddr>(peer.parse().unwrap()));
+        parts
+    }
+
+    #[test]
+    fn only_requests_made_on_this_machine_count_as_local() {
+        let allowed: AllowedOrigins = "https://dash.example.com".parse().unwrap();
+        let local = |headers: &[(&str, &str)], peer: &str| is_local_request(&parts(headers, peer), &allowed);
+        assert!(local(&[("host", "127.0.0.1:8000")], "127.0.0.1:5000"), "curl on the machine");
+        assert!(local(&[("host", "localhost:8000"), ("origin", "http://localhost:8000")], "127.0.0.1:5000"), "the node's own page");
+        assert!(local(&[("host", "[::1]:8000")], "[::1]:5000"));
+        assert!(!local(&[("host", "127.0.0.1:8000")], "10.0.0.7:5000"), "another machine");
+        assert!(!local(&[("host", "rebind.example:8000")], "127.0.0.1:5000"), "a DNS-rebinding page");
+        assert!(!local(&[("host", "127.0.0.1:8000"), ("origin", "https://evil.example")], "127.0.0.1:5000"), "a cross-site fetch");
+        assert!(!local(&[("host", "127.0.0.1:8000"), ("sec-fetch-site", "cross-site")], "127.0.0.1:5000"), "a cross-site form");
+        assert!(!local(&[("host", "127.0.0.1:8000"), ("x-forwarded-for", "203.0.113.9")], "127.0.0.1:5000"), "a local reverse proxy");
+    }
+
+    #[test]
+    fn the_forwarded_client_is_the_address_the_proxy_appended() {
+        let forwarded = parts(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9")], "127.0.0.1:5000");
+        assert_eq!(ClientAddr::from_parts(&forwarded, true).client, Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(ClientAddr::from_parts(&forwarded, false).client, Some("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

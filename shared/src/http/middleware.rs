@@ -42,7 +42,7 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     let settings = &state.settings;
     router
-        .layer(RequestBodyLimitLayer::new(settings.http_body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(usize::try_from(settings.http_body_limit_bytes).unwrap_or(usize::MAX)))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout()))
         .layer(from_fn_with_state(cors(state), cors_for_browsers))
         .layer(from_fn(preflight_no_content))

@@ -16,7 +16,7 @@ mod tests;
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -26,7 +26,7 @@ use crate::activity::ActivityRecorder;
 use crate::config::Settings;
 use crate::realtime::Broadcaster;
 use crate::restart::Restarter;
-use crate::stats::{LiveGauges, StatsService};
+use crate::stats::{LiveGauges, StatsService, StatsTiming};
 use crate::store::Stores;
 
 /// Everything a route may use; cheap to clone.
@@ -52,13 +52,12 @@ impl AppState {
         broadcaster: Arc<dyn Broadcaster>,
         restarter: Arc<dyn Restarter>,
     ) -> Self {
-        let stats = StatsService::new(
-            stores.clone(),
-            broadcaster.clone(),
-            Arc::new(LiveGauges::default()),
-            std::time::Duration::from_secs(u64::from(settings.stats_trend_window_hours) * 3600),
-            std::time::Duration::from_secs(u64::from(settings.stats_snapshot_interval_minutes) * 60),
-        );
+        let timing = StatsTiming {
+            cache_for: Duration::from_millis(settings.stats_cache_ms),
+            trend_window: Duration::from_secs(u64::from(settings.stats_trend_window_hours) * 3600),
+            snapshot_every: Duration::from_secs(u64::from(settings.stats_snapshot_interval_minutes) * 60),
+        };
+        let stats = StatsService::new(stores.clone(), broadcaster.clone(), Arc::new(LiveGauges::default()), timing);
         AppState(Arc::new(AppContext { settings, stores, activity, stats, broadcaster, restarter, started: Instant::now() }))
     }
 

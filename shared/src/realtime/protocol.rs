@@ -19,7 +19,9 @@ pub enum ClientMessage {
 /// Parses a text frame, or says why it is not a message we understand.
 pub fn parse(text: &str) -> Result<ClientMessage, String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|_| "message is not valid JSON".to_owned())?;
-    let kind = value.get("type").and_then(serde_json::Value::as_str).ok_or("message has no string `type`")?.to_owned();
+    let kind = value.get("type").and_then(serde_json::Value::as_str).ok_or("message has no string `type`")?;
+    // Echo a bounded amount of what the client sent.
+    let kind: String = kind.chars().take(64).collect();
     serde_json::from_value(value).map_err(|_| format!("unknown message type `{kind}`; expected `ping` or `get_stats`"))
 }
 

@@ -98,17 +98,21 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
     let started = Instant::now();
     let ping = tokio::time::timeout(STORE_PING_TIMEOUT, state.stores.health.ping()).await;
     let latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    // The body says what is wrong in general terms; the specifics (paths, driver messages) go to the logs.
     let (status, detail) = match ping {
         Ok(Ok(())) => (ServiceState::Up, None),
-        Ok(Err(error)) => (ServiceState::Down, Some(error.to_string())),
-        Err(_) => (ServiceState::Down, Some(format!("no answer within {} s", STORE_PING_TIMEOUT.as_secs()))),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "health check: the store failed its ping");
+            (ServiceState::Down, Some("the store failed its health check; see the logs".to_owned()))
+        }
+        Err(_) => (ServiceState::Down, Some(format!("the store did not answer within {} s", STORE_PING_TIMEOUT.as_secs()))),
     };
     let backend = json!({ "backend": state.stores.health.backend() });
     services.insert("store".to_owned(), ServiceHealth { status, latency_ms, detail, info: object(backend) });
 
     let recorder = state.activity.status();
     let status = if recorder.failing { ServiceState::Degraded } else { ServiceState::Up };
-    let detail = recorder.last_error.clone().map(|error| format!("activity writes are failing and spill to disk: {error}"));
+    let detail = recorder.failing.then(|| "activity writes are failing; events spill to disk until the store recovers".to_owned());
     let info = object(json!({
         "mode": recorder.mode,
         "queued": recorder.queued,
@@ -121,7 +125,15 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
         Ok(connections) => {
             ServiceHealth { status: ServiceState::Up, latency_ms: None, detail: None, info: object(json!({ "connections": connections })) }
         }
-        Err(error) => ServiceHealth { status: ServiceState::Down, latency_ms: None, detail: Some(error.to_string()), info: Map::new() },
+        Err(error) => {
+            tracing::warn!(%error, "health check: live connections cannot be counted");
+            ServiceHealth {
+                status: ServiceState::Down,
+                latency_ms: None,
+                detail: Some("live connections cannot be counted".to_owned()),
+                info: Map::new(),
+            }
+        }
     };
     services.insert("realtime".to_owned(), realtime);
 
