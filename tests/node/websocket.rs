@@ -214,16 +214,7 @@ async fn a_reader_that_stops_reading_is_closed_without_delaying_the_others() {
     )
     .await;
     // A client that completes the handshake and then never reads again.
-    let mut stalled = tokio::net::TcpStream::connect(node.addr).await.unwrap();
-    let handshake = format!(
-        "GET /api/v1/ws/dashboard HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        node.addr
-    );
-    stalled.write_all(handshake.as_bytes()).await.unwrap();
-    let mut head = [0u8; 12];
-    stalled.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 101");
+    let stalled = raw_websocket(&node).await;
 
     let mut reader = node.dashboard("/api/v1/ws/dashboard").await;
     node.poll_json("/api/v1/stats", |stats| stats["activeConnections"] == 2).await;
