@@ -16,6 +16,20 @@ use secrecy::{ExposeSecret, SecretString};
 /// function reads them with [`Settings::from_env`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
+    /// Where state lives: `sqlite` (one embedded file) or `dynamodb` (a table; the endpoint comes from
+    /// the standard AWS settings, e.g. `AWS_ENDPOINT_URL_DYNAMODB`).
+    #[arg(long, env = "TRIBUTARY_STORE", default_value = "sqlite")]
+    pub store: crate::store::Backend,
+
+    /// DynamoDB table name (with `TRIBUTARY_STORE=dynamodb`).
+    #[arg(long, env = "TRIBUTARY_TABLE", default_value = "tributary")]
+    pub table: String,
+
+    /// Create the DynamoDB table (with its index and TTL) at start-up if it is missing: for local
+    /// runs against a DynamoDB-compatible server; in AWS the stack creates it.
+    #[arg(long, env = "TRIBUTARY_CREATE_TABLE", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub create_table: bool,
+
     /// SQLite database file of the embedded store (created with its folder if missing).
     #[arg(long = "db", env = "TRIBUTARY_DB", default_value = "data/tributary.db")]
     pub db_path: PathBuf,

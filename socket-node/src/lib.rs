@@ -24,7 +24,7 @@ use axum::serve::ListenerExt;
 use tokio_util::task::TaskTracker;
 use tributary_core::activity::ActivityRecorder;
 use tributary_core::http::{self, AppState};
-use tributary_core::store::{SqliteStore, Stores};
+use tributary_core::store::Stores;
 use tributary_core::telemetry;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -51,9 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let (listener, handover) = listener::acquire(cli.bind).await?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
 
-    let store =
-        SqliteStore::open(&cli.settings.db_path).with_context(|| format!("opening the store at {}", cli.settings.db_path.display()))?;
-    let stores = Stores::sqlite(store);
+    let stores = Stores::open(&cli.settings).await.context("opening the store")?;
     let recorder = ActivityRecorder::background(
         stores.activity.clone(),
         cli.settings.spill_path(),
@@ -78,7 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(
         address = %local_addr,
         generation,
-        store = %cli.settings.db_path.display(),
+        store = ?cli.settings.store,
         restart_mode = cli.restart_mode.as_str(),
         "listening on http://{local_addr}"
     );

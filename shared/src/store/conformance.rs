@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{StatsSnapshot, Stores};
+use super::{Admission, ConnectionRecord, StatsSnapshot, Stores};
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
+use crate::realtime::ConnectionId;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
@@ -97,11 +98,112 @@ pub async fn snapshots_give_the_latest_and_the_baseline(stores: &Stores) {
     assert_eq!(stores.snapshots.baseline_snapshot(at(50)).await.unwrap(), Some(snapshot(100, 10)));
 }
 
+fn connection(id: &str, ip: &str) -> ConnectionRecord {
+    let now = crate::time::now();
+    ConnectionRecord {
+        id: ConnectionId::new(id),
+        client_ip: ip.to_owned(),
+        connected_at: now,
+        expires_at: now + chrono::Duration::hours(2),
+        acknowledged: false,
+    }
+}
+
+pub async fn connections_respect_the_per_ip_limit(stores: &Stores) {
+    let registry = &stores.connections;
+    for n in 0..3 {
+        assert_eq!(registry.admit_connection(&connection(&format!("a{n}"), "10.0.0.1"), 3).await.unwrap(), Admission::Admitted);
+    }
+    assert_eq!(registry.admit_connection(&connection("a3", "10.0.0.1"), 3).await.unwrap(), Admission::TooManyFromIp { limit: 3 });
+    assert_eq!(registry.get_connection(&ConnectionId::new("a3")).await.unwrap(), None, "a refused connection leaves nothing");
+    assert_eq!(registry.admit_connection(&connection("b0", "10.0.0.2"), 3).await.unwrap(), Admission::Admitted);
+    assert!(registry.remove_connection(&ConnectionId::new("a0")).await.unwrap());
+    assert!(!registry.remove_connection(&ConnectionId::new("a0")).await.unwrap(), "already gone");
+    assert_eq!(registry.admit_connection(&connection("a4", "10.0.0.1"), 3).await.unwrap(), Admission::Admitted);
+    assert_eq!(registry.count_connections().await.unwrap(), 4);
+}
+
+pub async fn concurrent_admissions_never_exceed_the_limit(stores: &Stores) {
+    let attempts: Vec<_> = (0..12)
+        .map(|n| {
+            let registry = stores.connections.clone();
+            tokio::spawn(async move { registry.admit_connection(&connection(&format!("race{n:02}"), "10.9.9.9"), 4).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap() == Admission::Admitted {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 4, "exactly the limit is admitted, however the admissions interleave");
+    assert_eq!(stores.connections.count_connections().await.unwrap(), admitted);
+}
+
+pub async fn connections_that_expired_without_a_disconnect_free_their_slots(stores: &Stores) {
+    for n in 0..2 {
+        let mut stale = connection(&format!("stale-{n}"), "10.7.7.7");
+        stale.expires_at = crate::time::now() - chrono::Duration::seconds(1);
+        assert_eq!(stores.connections.admit_connection(&stale, 2).await.unwrap(), Admission::Admitted);
+    }
+    assert_eq!(stores.connections.admit_connection(&connection("fresh", "10.7.7.7"), 2).await.unwrap(), Admission::Admitted);
+    assert_eq!(stores.connections.count_connections().await.unwrap(), 1);
+}
+
+pub async fn connections_list_page_by_page_and_skip_expired_ones(stores: &Stores) {
+    let registry = &stores.connections;
+    let mut expected = std::collections::BTreeSet::new();
+    for n in 0..25 {
+        let id = format!("conn-{n:02}");
+        registry.admit_connection(&connection(&id, &format!("10.1.0.{n}")), 10).await.unwrap();
+        expected.insert(id);
+    }
+    let mut expired = connection("conn-expired", "10.1.1.1");
+    expired.expires_at = crate::time::now() - chrono::Duration::seconds(5);
+    registry.admit_connection(&expired, 10).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = registry.list_connections(cursor, 7).await.unwrap();
+        pages += 1;
+        seen.extend(page.ids.into_iter().map(|id| id.as_str().to_owned()));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+        assert!(pages < 100, "pagination terminates");
+    }
+    assert!(pages >= 4, "25 connections in pages of 7 take several pages");
+    assert_eq!(seen.len(), 25, "each connection once");
+    assert_eq!(seen.into_iter().collect::<std::collections::BTreeSet<_>>(), expected);
+    assert_eq!(registry.count_connections().await.unwrap(), 25);
+    assert_eq!(registry.get_connection(&ConnectionId::new("conn-expired")).await.unwrap(), None);
+}
+
+pub async fn connection_records_round_trip_and_acknowledge(stores: &Stores) {
+    let record = connection("round-trip", "2001:db8::7");
+    stores.connections.admit_connection(&record, 10).await.unwrap();
+    let stored = stores.connections.get_connection(&record.id).await.unwrap().unwrap();
+    assert_eq!(stored.client_ip, "2001:db8::7");
+    assert_eq!(stored.connected_at.timestamp_millis(), record.connected_at.timestamp_millis());
+    assert_eq!(stored.expires_at.timestamp(), record.expires_at.timestamp());
+    assert!(!stored.acknowledged);
+    stores.connections.mark_acknowledged(&record.id).await.unwrap();
+    assert!(stores.connections.get_connection(&record.id).await.unwrap().unwrap().acknowledged);
+    // Marking a connection that is gone is not an error.
+    stores.connections.mark_acknowledged(&ConnectionId::new("never-there")).await.unwrap();
+}
+
 pub async fn the_store_answers_pings(stores: &Stores) {
     tokio::time::timeout(Duration::from_secs(5), stores.health.ping()).await.expect("ping in time").unwrap();
 }
 
 /// Expands to the whole suite for one backend.
+/// Expands to the whole suite for one backend. The factory gives `Some((stores, guard))`, or
+/// `None` when the backend is not available here (the test then says so and passes, unless
+/// `TRIBUTARY_REQUIRE_DYNAMODB` is set, as the project's test command does).
 macro_rules! conformance_suite {
     ($backend:ident, $factory:expr) => {
         mod $backend {
@@ -111,7 +213,7 @@ macro_rules! conformance_suite {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                     async fn $name() {
-                        let (stores, _keep) = $factory.await;
+                        let Some((stores, _keep)) = $factory.await else { return };
                         $crate::store::conformance::$name(&stores).await;
                     }
                 };
@@ -122,15 +224,44 @@ macro_rules! conformance_suite {
             case!(counters_stay_right_under_concurrent_writers);
             case!(an_empty_graph_counts_zero);
             case!(snapshots_give_the_latest_and_the_baseline);
+            case!(connections_respect_the_per_ip_limit);
+            case!(concurrent_admissions_never_exceed_the_limit);
+            case!(connections_that_expired_without_a_disconnect_free_their_slots);
+            case!(connections_list_page_by_page_and_skip_expired_ones);
+            case!(connection_records_round_trip_and_acknowledge);
             case!(the_store_answers_pings);
         }
     };
 }
 
-async fn fresh_sqlite() -> (Stores, tempfile::TempDir) {
+async fn fresh_sqlite() -> Option<(Stores, tempfile::TempDir)> {
     let folder = tempfile::tempdir().unwrap();
     let store = super::SqliteStore::open(folder.path().join("conformance.db")).unwrap();
-    (Stores::sqlite(store), folder)
+    Some((Stores::sqlite(store), folder))
+}
+
+/// A fresh table on the local DynamoDB-compatible server named by `TRIBUTARY_TEST_DYNAMODB_ENDPOINT`.
+async fn fresh_dynamodb() -> Option<(Stores, ())> {
+    let Ok(endpoint) = std::env::var("TRIBUTARY_TEST_DYNAMODB_ENDPOINT") else {
+        assert!(
+            std::env::var_os("TRIBUTARY_REQUIRE_DYNAMODB").is_none(),
+            "TRIBUTARY_REQUIRE_DYNAMODB is set but TRIBUTARY_TEST_DYNAMODB_ENDPOINT is not: run the tests with scripts/test"
+        );
+        eprintln!("skipped: no local DynamoDB server (TRIBUTARY_TEST_DYNAMODB_ENDPOINT); scripts/test starts one");
+        return None;
+    };
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "conformance"))
+        .build();
+    let table = format!("conformance-{}", uuid::Uuid::new_v4().simple());
+    let store = super::DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
+    store.create_table_if_missing().await.expect("creating the test table");
+    Some((Stores::dynamodb(store), ()))
 }
 
 conformance_suite!(sqlite, fresh_sqlite());
+conformance_suite!(dynamodb, fresh_dynamodb());

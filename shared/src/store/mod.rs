@@ -8,6 +8,7 @@
 //! * counters (the activity metrics) are maintained at write time, never by scanning;
 //! * reads are bounded (`limit`), newest first.
 
+mod dynamo;
 mod sqlite;
 
 #[cfg(test)]
@@ -21,7 +22,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
+use crate::realtime::ConnectionId;
 
+pub use dynamo::DynamoStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store call failed. `Unavailable` is transient (retry later); the others are not.
@@ -106,12 +109,75 @@ pub trait StoreHealth: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// One open dashboard WebSocket, as recorded for hosts that do not hold the socket themselves (the
+/// cloud's functions) or that share it with them (a node on the DynamoDB backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub id: ConnectionId,
+    /// The client's address, for the per-IP limit.
+    pub client_ip: String,
+    pub connected_at: DateTime<Utc>,
+    /// When the record stops counting (API Gateway closes connections after 2 hours anyway).
+    pub expires_at: DateTime<Utc>,
+    /// Whether the client has been sent its `connection_ack`.
+    pub acknowledged: bool,
+}
+
+/// The answer to [`ConnectionStore::admit_connection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// The address already holds its limit of live connections; nothing was stored.
+    TooManyFromIp { limit: u32 },
+}
+
+/// One page of connection ids, and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionPage {
+    pub ids: Vec<ConnectionId>,
+    /// Opaque cursor for the next page; `None` on the last one.
+    pub next: Option<String>,
+}
+
+/// The connection registry.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync + 'static {
+    /// Records a connection unless its address already holds `max_per_ip` live ones. Safe under
+    /// concurrent admissions from one address: the limit is never exceeded (a race may refuse both).
+    async fn admit_connection(&self, record: &ConnectionRecord, max_per_ip: u32) -> Result<Admission, StoreError>;
+
+    /// Forgets a connection; returns whether it was there.
+    async fn remove_connection(&self, id: &ConnectionId) -> Result<bool, StoreError>;
+
+    /// A live connection's record.
+    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<ConnectionRecord>, StoreError>;
+
+    /// Live connections, `page_size` at a time, in a stable order.
+    async fn list_connections(&self, cursor: Option<String>, page_size: u32) -> Result<ConnectionPage, StoreError>;
+
+    /// Live connections in all.
+    async fn count_connections(&self) -> Result<u64, StoreError>;
+
+    /// Notes that the connection has had its `connection_ack`.
+    async fn mark_acknowledged(&self, id: &ConnectionId) -> Result<(), StoreError>;
+}
+
+/// Which backend holds the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// One embedded SQLite file.
+    Sqlite,
+    /// A DynamoDB table (the cloud, or a local DynamoDB-compatible server).
+    Dynamodb,
+}
+
 /// Every store a host needs, behind its trait.
 #[derive(Clone)]
 pub struct Stores {
     pub activity: Arc<dyn ActivityStore>,
     pub graph: Arc<dyn GraphStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
+    pub connections: Arc<dyn ConnectionStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -119,6 +185,26 @@ impl Stores {
     /// All stores served by one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Self {
         let store = Arc::new(store);
-        Stores { activity: store.clone(), graph: store.clone(), snapshots: store.clone(), health: store }
+        Stores { activity: store.clone(), graph: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
+    }
+
+    /// All stores served by one DynamoDB table.
+    pub fn dynamodb(store: DynamoStore) -> Self {
+        let store = Arc::new(store);
+        Stores { activity: store.clone(), graph: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
+    }
+
+    /// The stores `settings` ask for: `TRIBUTARY_STORE` picks the backend.
+    pub async fn open(settings: &crate::config::Settings) -> Result<Self, StoreError> {
+        match settings.store {
+            Backend::Sqlite => Ok(Stores::sqlite(SqliteStore::open(&settings.db_path)?)),
+            Backend::Dynamodb => {
+                let store = DynamoStore::from_env(&settings.table).await;
+                if settings.create_table {
+                    store.create_table_if_missing().await?;
+                }
+                Ok(Stores::dynamodb(store))
+            }
+        }
     }
 }

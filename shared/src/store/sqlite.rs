@@ -17,8 +17,12 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{ActivityStore, GraphCounts, GraphStore, SnapshotStore, StatsSnapshot, StoreError, StoreHealth};
+use super::{
+    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, GraphCounts, GraphStore, SnapshotStore, StatsSnapshot,
+    StoreError, StoreHealth,
+};
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
+use crate::realtime::ConnectionId;
 
 /// How long a write waits for another writer (this process or another) before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,6 +78,15 @@ const MIGRATIONS: &[&str] = &[
          target_id  TEXT NOT NULL REFERENCES graph_nodes (id) ON DELETE CASCADE
      );
      CREATE INDEX graph_edges_by_type ON graph_edges (edge_type);",
+    // 2: the connection registry.
+    "CREATE TABLE connections (
+         id              TEXT PRIMARY KEY,
+         client_ip       TEXT NOT NULL,
+         connected_at_ms INTEGER NOT NULL,
+         expires_at_ms   INTEGER NOT NULL,
+         acknowledged    INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX connections_by_ip ON connections (client_ip, expires_at_ms);",
 ];
 
 /// The SQLite store.
@@ -411,6 +424,121 @@ fn query_snapshot(connection: &Connection, clause: &str, at_ms: Option<i64>) -> 
         })
     })
     .transpose()
+}
+
+fn read_connection(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, i64, bool)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+#[async_trait]
+impl ConnectionStore for SqliteStore {
+    async fn admit_connection(&self, record: &ConnectionRecord, max_per_ip: u32) -> Result<Admission, StoreError> {
+        let record = record.clone();
+        self.run(move |connection| {
+            // IMMEDIATE takes the write lock first, so the count and the insert see no other admission.
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(classify)?;
+            let now_ms = crate::time::now().timestamp_millis();
+            let live: i64 = transaction
+                .query_row(
+                    "SELECT COUNT(*) FROM connections WHERE client_ip = ?1 AND expires_at_ms > ?2",
+                    params![record.client_ip, now_ms],
+                    |row| row.get(0),
+                )
+                .map_err(classify)?;
+            if live >= i64::from(max_per_ip) {
+                return Ok(Admission::TooManyFromIp { limit: max_per_ip });
+            }
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO connections (id, client_ip, connected_at_ms, expires_at_ms, acknowledged)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        record.id.as_str(),
+                        record.client_ip,
+                        record.connected_at.timestamp_millis(),
+                        record.expires_at.timestamp_millis(),
+                        record.acknowledged
+                    ],
+                )
+                .map_err(classify)?;
+            transaction.commit().map_err(classify)?;
+            Ok(Admission::Admitted)
+        })
+        .await
+    }
+
+    async fn remove_connection(&self, id: &ConnectionId) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.run(move |connection| {
+            let removed = connection.execute("DELETE FROM connections WHERE id = ?1", params![id.as_str()]).map_err(classify)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<ConnectionRecord>, StoreError> {
+        let id = id.clone();
+        self.run(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT id, client_ip, connected_at_ms, expires_at_ms, acknowledged FROM connections WHERE id = ?1 AND expires_at_ms > ?2",
+                    params![id.as_str(), crate::time::now().timestamp_millis()],
+                    read_connection,
+                )
+                .optional()
+                .map_err(classify)?;
+            row.map(|(id, client_ip, connected_at_ms, expires_at_ms, acknowledged)| {
+                Ok(ConnectionRecord {
+                    id: ConnectionId::new(id),
+                    client_ip,
+                    connected_at: millis_to_time(connected_at_ms)?,
+                    expires_at: millis_to_time(expires_at_ms)?,
+                    acknowledged,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_connections(&self, cursor: Option<String>, page_size: u32) -> Result<ConnectionPage, StoreError> {
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id FROM connections WHERE id > ?1 AND expires_at_ms > ?2 ORDER BY id LIMIT ?3")
+                .map_err(classify)?;
+            let ids = statement
+                .query_map(params![cursor.unwrap_or_default(), crate::time::now().timestamp_millis(), i64::from(page_size.max(1))], |row| {
+                    row.get::<_, String>(0)
+                })
+                .map_err(classify)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(classify)?;
+            let next = if ids.len() == page_size.max(1) as usize { ids.last().cloned() } else { None };
+            Ok(ConnectionPage { ids: ids.into_iter().map(ConnectionId::new).collect(), next })
+        })
+        .await
+    }
+
+    async fn count_connections(&self) -> Result<u64, StoreError> {
+        self.run(|connection| {
+            let live: i64 = connection
+                .query_row("SELECT COUNT(*) FROM connections WHERE expires_at_ms > ?1", params![crate::time::now().timestamp_millis()], |row| {
+                    row.get(0)
+                })
+                .map_err(classify)?;
+            Ok(count(live))
+        })
+        .await
+    }
+
+    async fn mark_acknowledged(&self, id: &ConnectionId) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.run(move |connection| {
+            connection.execute("UPDATE connections SET acknowledged = 1 WHERE id = ?1", params![id.as_str()]).map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[async_trait]
