@@ -101,6 +101,39 @@ pub struct Settings {
     #[arg(long, env = "ACTIVITY_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub activity_batch_size: u32,
 
+    /// Seconds a recorded WebSocket connection counts as live (API Gateway closes connections after
+    /// two hours; the store's TTL removes the record later).
+    #[arg(long, env = "WEBSOCKET_CONNECTION_TTL_SECONDS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(60..))]
+    pub websocket_connection_ttl_seconds: u64,
+
+    /// Where the `@connections` API lives, for hosts that do not hold the sockets: the WebSocket
+    /// API's `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`, or a socket node's
+    /// `http://host:port`.
+    #[arg(long, env = "WEBSOCKET_CALLBACK_URL")]
+    pub websocket_callback_url: Option<String>,
+
+    /// `@connections` posts in flight at once during a broadcast.
+    #[arg(long, env = "BROADCAST_CONCURRENCY", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub broadcast_concurrency: u32,
+
+    /// Connections read per page when a broadcast lists them.
+    #[arg(long, env = "CONNECTIONS_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections_page_size: u32,
+
+    /// Ticks one run of the scheduled stats function sends, `STATS_INTERVAL_SECONDS` apart (it stops
+    /// earlier if its time runs out).
+    #[arg(long, env = "STATS_TICKS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub stats_ticks: u32,
+
+    /// Lambda functions a cloud restart cycles (comma-separated names or ARNs; the stack sets it).
+    #[arg(long, env = "TRIBUTARY_FUNCTIONS", value_delimiter = ',')]
+    pub functions: Vec<String>,
+
+    /// Secrets Manager secret holding the admin token (the stack sets it, so the token never sits in
+    /// plain text in the functions' configuration). Read once at start-up.
+    #[arg(long, env = "ADMIN_TOKEN_SECRET_ARN")]
+    pub admin_token_secret_arn: Option<String>,
+
     /// File activity events spill to when the queue is full or the store is down (JSON lines).
     /// Default: `activity-spill.jsonl` beside the database.
     #[arg(long, env = "ACTIVITY_SPILL_PATH")]
@@ -144,6 +177,10 @@ impl Settings {
             let folder = self.db_path.parent().map(PathBuf::from).unwrap_or_default();
             folder.join("activity-spill.jsonl")
         })
+    }
+
+    pub fn connection_ttl(&self) -> Duration {
+        Duration::from_secs(self.websocket_connection_ttl_seconds)
     }
 
     /// The admin token, if one is configured (empty counts as none).

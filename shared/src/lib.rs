@@ -11,11 +11,14 @@
 //! * [`http`]: the axum routers, grouped by area, and the middleware every host applies.
 //! * [`restart`]: the [`Restarter`](restart::Restarter) trait the admin route drives.
 //! * [`telemetry`]: structured logging setup.
+//! * [`cloud`]: the Lambda host: the `@connections` broadcaster, the WebSocket events, the scheduled
+//!   stats ticks, restart through the Lambda API.
 //!
 //! A host (the socket node, or one Lambda function) builds an [`http::AppState`] from the environment,
 //! picks the routers it serves and runs them. No route knows which host runs it.
 
 pub mod activity;
+pub mod cloud;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tributary_core::realtime::{BroadcastError, BroadcastReport, Broadcaster, ConnectionId, Delivery, Frame, ServerMessage, Severity};
 
@@ -47,13 +48,13 @@ impl CloseReason {
 pub mod close {
     use super::CloseReason;
 
-    pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: CloseReason = CloseReason::new(1001, "server shutting down");
     pub const HEARTBEAT_TIMEOUT: CloseReason = CloseReason::new(1001, "no answer to pings");
     pub const SLOW_CONSUMER: CloseReason = CloseReason::new(1008, "slow consumer: too many messages waiting");
     pub const RATE_LIMITED: CloseReason = CloseReason::new(1008, "too many messages from this client");
     pub const EVICTED: CloseReason = CloseReason::new(1013, "server at connection capacity; evicted as the longest idle");
     pub const RESTART: CloseReason = CloseReason::new(1012, "server restarting");
+    pub const DELETED: CloseReason = CloseReason::new(1000, "closed through the @connections API");
 }
 
 /// What travels through a connection's outbox.
@@ -69,7 +70,7 @@ pub enum Outbound {
 pub struct Connection {
     pub id: ConnectionId,
     pub ip: IpAddr,
-    pub connected_at: Instant,
+    pub connected_at: DateTime<Utc>,
     /// Milliseconds since the hub's epoch of the last frame of any kind from the client (liveness).
     last_seen: AtomicU64,
     /// ... and of the last message the client sent on purpose (for eviction: "idle").
@@ -78,9 +79,15 @@ pub struct Connection {
     kick: Notify,
     kick_reason: OnceLock<CloseReason>,
     epoch: Instant,
+    epoch_utc: DateTime<Utc>,
 }
 
 impl Connection {
+    /// When the client last sent a message on purpose (or connected).
+    pub fn last_active_at(&self) -> DateTime<Utc> {
+        self.epoch_utc + chrono::Duration::milliseconds(self.last_active.load(Ordering::Relaxed) as i64)
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -171,6 +178,7 @@ pub struct Hub {
     registry: Mutex<Registry>,
     throttled: Mutex<HashMap<String, Throttled>>,
     epoch: Instant,
+    epoch_utc: DateTime<Utc>,
     me: Weak<Hub>,
     ids: AtomicU64,
 }
@@ -182,6 +190,7 @@ impl Hub {
             registry: Mutex::new(Registry::default()),
             throttled: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
+            epoch_utc: tributary_core::time::now(),
             me: me.clone(),
             ids: AtomicU64::new(0),
         })
@@ -239,6 +248,36 @@ impl Hub {
             connection.close_after_queued(close::EVICTED);
         }
         Ok(Reservation { hub: self.me.upgrade().expect("the hub outlives its calls"), ip, registered: false })
+    }
+
+    /// The open connection with this id.
+    pub fn get(&self, id: &ConnectionId) -> Option<Arc<Connection>> {
+        self.registry().connections.get(id).cloned()
+    }
+
+    /// Queues `text` for one connection; a full outbox closes it (1008).
+    pub fn send_text(&self, id: &ConnectionId, text: Utf8Bytes) -> Result<(), BroadcastError> {
+        let connection = self.get(id).ok_or_else(|| BroadcastError::UnknownConnection(id.clone()))?;
+        match connection.outbox.try_send(Outbound::Text(text)) {
+            Ok(()) => Ok(()),
+            Err(flume::TrySendError::Full(_)) => {
+                self.drop_slow(id);
+                Err(BroadcastError::Overflowed(id.clone()))
+            }
+            Err(flume::TrySendError::Disconnected(_)) => Err(BroadcastError::UnknownConnection(id.clone())),
+        }
+    }
+
+    /// Closes one connection after what is queued for it. Returns whether it was open.
+    pub fn disconnect(&self, id: &ConnectionId, reason: CloseReason) -> bool {
+        let removed = self.registry().remove(id);
+        match removed {
+            Some(connection) => {
+                connection.close_after_queued(reason);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a connection (its task calls this when it ends). Harmless if already removed.
@@ -405,13 +444,14 @@ impl Hub {
         let connection = Arc::new(Connection {
             id: ConnectionId::new(format!("{}-{sequence}", uuid_prefix())),
             ip: reservation.ip,
-            connected_at: Instant::now(),
+            connected_at: tributary_core::time::now(),
             last_seen: AtomicU64::new(now_ms),
             last_active: AtomicU64::new(now_ms),
             outbox,
             kick: Notify::new(),
             kick_reason: OnceLock::new(),
             epoch: self.epoch,
+            epoch_utc: self.epoch_utc,
         });
         let mut registry = self.registry();
         registry.reserved -= 1;
@@ -473,16 +513,7 @@ impl Broadcaster for Hub {
     }
 
     async fn send_to(&self, id: &ConnectionId, message: ServerMessage) -> Result<(), BroadcastError> {
-        let connection = self.registry().connections.get(id).cloned().ok_or_else(|| BroadcastError::UnknownConnection(id.clone()))?;
-        let text = Utf8Bytes::try_from(message.to_frame().bytes().clone()).expect("frames are UTF-8");
-        match connection.outbox.try_send(Outbound::Text(text)) {
-            Ok(()) => Ok(()),
-            Err(flume::TrySendError::Full(_)) => {
-                self.drop_slow(id);
-                Err(BroadcastError::Overflowed(id.clone()))
-            }
-            Err(flume::TrySendError::Disconnected(_)) => Err(BroadcastError::UnknownConnection(id.clone())),
-        }
+        self.send_text(id, Utf8Bytes::try_from(message.to_frame().bytes().clone()).expect("frames are UTF-8"))
     }
 
     async fn connection_count(&self) -> Result<u64, BroadcastError> {

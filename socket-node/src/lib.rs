@@ -4,11 +4,13 @@
 //! * [`cli`]: the command line (every flag is also an environment variable);
 //! * [`hub`]: the connection registry and fan-out, the node's [`Broadcaster`](tributary_core::realtime::Broadcaster);
 //! * [`ws`]: the WebSocket endpoints: admission (origin, per-IP limit, global cap) and one task per connection;
+//! * [`connections_api`]: `@connections` in API Gateway's shape, so the cloud's broadcaster can reach the node's clients;
 //! * [`ticker`]: the one task that sends `stats_update` to everyone and keeps connections honest;
 //! * [`lifecycle`]: graceful shutdown and restart (re-exec in place, or exit for a supervisor);
 //! * [`listener`]: binding the port, or adopting the one a previous generation handed over.
 
 pub mod cli;
+pub mod connections_api;
 pub mod hub;
 pub mod lifecycle;
 pub mod listener;
@@ -33,9 +35,9 @@ use hub::Hub;
 use lifecycle::{Lifecycle, NodeRestarter};
 use ws::NodeContext;
 
-/// The node's routes: every core area plus the WebSocket endpoints.
+/// The node's routes: every core area, the WebSocket endpoints, and the local `@connections` API.
 pub fn routes() -> OpenApiRouter<AppState> {
-    http::all_routes().merge(ws::router())
+    http::all_routes().merge(ws::router()).merge(connections_api::router())
 }
 
 /// Runs the node until it is told to stop; on restart in `exec` mode this call does not return.

@@ -24,6 +24,7 @@ use tributary_core::error::{ApiError, ErrorBody};
 use tributary_core::http::AppState;
 use tributary_core::http::extract::ClientAddr;
 use tributary_core::realtime::{ServerMessage, Severity, protocol};
+use tributary_core::store::ConnectionRecord;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -209,11 +210,16 @@ async fn serve(
         .with_metadata("connection_id", connection.id.as_str())
         .with_metadata("client_ip", connection.ip.to_string());
     state.activity.record(connected).await;
+    register_in_store(&state, &connection).await;
 
     // Unregistered however the conversation ends, a panic included, so no phantom holds a slot.
     let registration = Registration { hub: node.hub.clone(), id: connection.id.clone() };
     let ending = converse(&mut socket, &connection, &outbox, &state, &node).await;
     drop(registration);
+
+    if let Err(error) = state.stores.connections.remove_connection(&connection.id).await {
+        tracing::warn!(connection_id = %connection.id, %error, "could not remove the connection from the store; its TTL will");
+    }
 
     let duration_s = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -239,6 +245,24 @@ async fn serve(
     .with_metadata("duration_s", (duration_s * 1000.0).round() / 1000.0);
     disconnected.status_code = ending.code;
     state.activity.record(disconnected).await;
+}
+
+/// Records the connection in the store's registry, so hosts that share the store (the cloud's stats
+/// function, through this node's `@connections` API) can reach it. The node enforces its own limits,
+/// so the registry's per-IP limit is not applied here.
+async fn register_in_store(state: &AppState, connection: &Connection) {
+    let ttl = chrono::Duration::from_std(state.settings.connection_ttl()).unwrap_or(chrono::Duration::hours(2));
+    let record = ConnectionRecord {
+        id: connection.id.clone(),
+        client_ip: connection.ip.to_string(),
+        connected_at: connection.connected_at,
+        expires_at: connection.connected_at + ttl,
+        // The node sends the acknowledgement itself, at once.
+        acknowledged: true,
+    };
+    if let Err(error) = state.stores.connections.admit_connection(&record, u32::MAX).await {
+        tracing::warn!(connection_id = %connection.id, %error, "could not record the connection in the store");
+    }
 }
 
 /// The conversation: acknowledge, then relay the outbox and answer the client until one side ends it.

@@ -21,6 +21,7 @@ use crate::stats::DashboardStats;
         (name = "stats", description = "Dashboard and graph statistics"),
         (name = "activity", description = "Activity log and metrics"),
         (name = "websocket", description = "Dashboard WebSocket endpoints (socket node)"),
+        (name = "connections", description = "API Gateway's @connections API, served by the socket node for local cloud runs"),
     ),
     components(schemas(ErrorBody, FieldError, ServerMessage, MessageType, Severity, DashboardStats)),
     modifiers(&AdminSecurity)

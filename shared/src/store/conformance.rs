@@ -168,7 +168,7 @@ pub async fn connections_list_page_by_page_and_skip_expired_ones(stores: &Stores
     loop {
         let page = registry.list_connections(cursor, 7).await.unwrap();
         pages += 1;
-        seen.extend(page.ids.into_iter().map(|id| id.as_str().to_owned()));
+        seen.extend(page.connections.into_iter().map(|listed| listed.id.as_str().to_owned()));
         cursor = page.next;
         if cursor.is_none() {
             break;

@@ -55,8 +55,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::{
-    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, GraphCounts, GraphStore, SnapshotStore, StatsSnapshot,
-    StoreError, StoreHealth,
+    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, GraphCounts, GraphStore, ListedConnection, SnapshotStore,
+    StatsSnapshot, StoreError, StoreHealth,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::realtime::ConnectionId;
@@ -171,9 +171,11 @@ impl DynamoStore {
             Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {}
             Err(error) => return Err(classify(error)),
         }
-        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete key");
-        let attribute =
-            |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("complete");
+        let key =
+            |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete key");
+        let attribute = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("complete")
+        };
         let index = GlobalSecondaryIndex::builder()
             .index_name(INDEX)
             .key_schema(key("gsi1pk", KeyType::Hash))
@@ -215,8 +217,16 @@ impl DynamoStore {
     }
 
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let answer =
-            self.client.get_item().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk)).consistent_read(true).send().await.map_err(classify)?;
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(answer.item)
     }
 
@@ -259,15 +269,21 @@ impl DynamoStore {
                 .expression_attribute_values(":days", AttributeValue::Ss(days.into_iter().collect()));
             expression.push("#days :days".to_owned());
             for (index, (name, by)) in increments.iter().enumerate() {
-                update = update.expression_attribute_names(format!("#c{index}"), name).expression_attribute_values(format!(":c{index}"), n(by));
+                update =
+                    update.expression_attribute_names(format!("#c{index}"), name).expression_attribute_values(format!(":c{index}"), n(by));
                 expression.push(format!("#c{index} :c{index}"));
             }
-            let update = update.update_expression(format!("ADD {}", expression.join(", "))).build().map_err(|error| StoreError::Internal(anyhow!(error)))?;
+            let update = update
+                .update_expression(format!("ADD {}", expression.join(", ")))
+                .build()
+                .map_err(|error| StoreError::Internal(anyhow!(error)))?;
             actions.push(TransactWriteItem::builder().update(update).build());
 
             match self.client.transact_write_items().set_transact_items(Some(actions)).send().await {
                 Ok(_) => return Ok(pending.len()),
-                Err(SdkError::ServiceError(service)) if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) => {
+                Err(SdkError::ServiceError(service))
+                    if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) =>
+                {
                     let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() else { unreachable!() };
                     let reasons = cancelled.cancellation_reasons();
                     let duplicate = |index: usize| reasons.get(index).and_then(|reason| reason.code()) == Some("ConditionalCheckFailed");
@@ -409,7 +425,12 @@ impl DynamoStore {
 
     async fn delete_connection_items(&self, id: &ConnectionId, client_ip: &str) -> Result<(), StoreError> {
         let delete = |pk: String| {
-            Delete::builder().table_name(&self.table).key("pk", s(pk)).key("sk", s(id.as_str())).build().map(|delete| TransactWriteItem::builder().delete(delete).build())
+            Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(id.as_str()))
+                .build()
+                .map(|delete| TransactWriteItem::builder().delete(delete).build())
         };
         let actions = vec![
             delete(CONNECTION_PK.to_owned()).map_err(|error| StoreError::Internal(anyhow!(error)))?,
@@ -468,8 +489,12 @@ impl ActivityStore for DynamoStore {
 impl GraphStore for DynamoStore {
     async fn graph_counts(&self) -> Result<GraphCounts, StoreError> {
         let item = self.get(COUNTERS_PK, GRAPH_COUNTERS_SK).await?.unwrap_or_default();
-        let mut counts =
-            GraphCounts { nodes: number(&item, "nodes")?.max(0) as u64, edges: number(&item, "edges")?.max(0) as u64, files: number(&item, "files")?.max(0) as u64, ..Default::default() };
+        let mut counts = GraphCounts {
+            nodes: number(&item, "nodes")?.max(0) as u64,
+            edges: number(&item, "edges")?.max(0) as u64,
+            files: number(&item, "files")?.max(0) as u64,
+            ..Default::default()
+        };
         for (name, value) in &item {
             let AttributeValue::N(value) = value else { continue };
             let value = value.parse::<i64>().unwrap_or(0).max(0) as u64;
@@ -563,7 +588,9 @@ impl ConnectionStore for DynamoStore {
                 .await;
             let reasons = match written {
                 Ok(_) => return Ok(Admission::Admitted),
-                Err(SdkError::ServiceError(service)) if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) => {
+                Err(SdkError::ServiceError(service))
+                    if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) =>
+                {
                     let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() else { unreachable!() };
                     cancelled.cancellation_reasons().iter().map(|reason| reason.code().unwrap_or_default().to_owned()).collect::<Vec<_>>()
                 }
@@ -603,8 +630,12 @@ impl ConnectionStore for DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(internal)?;
-        let by_address =
-            Delete::builder().table_name(&self.table).key("pk", s(format!("CONNECTION_IP#{client_ip}"))).key("sk", s(id.as_str())).build().map_err(internal)?;
+        let by_address = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(format!("CONNECTION_IP#{client_ip}")))
+            .key("sk", s(id.as_str()))
+            .build()
+            .map_err(internal)?;
         let count = Update::builder()
             .table_name(&self.table)
             .key("pk", s(format!("CONNECTION_COUNT#{client_ip}")))
@@ -626,7 +657,9 @@ impl ConnectionStore for DynamoStore {
                 .await;
             let reasons = match removed {
                 Ok(_) => return Ok(true),
-                Err(SdkError::ServiceError(service)) if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) => {
+                Err(SdkError::ServiceError(service))
+                    if matches!(service.err(), TransactWriteItemsError::TransactionCanceledException(_)) =>
+                {
                     let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() else { unreachable!() };
                     cancelled.cancellation_reasons().iter().map(|reason| reason.code().unwrap_or_default().to_owned()).collect::<Vec<_>>()
                 }
@@ -674,23 +707,26 @@ impl ConnectionStore for DynamoStore {
             .filter_expression("expires_at > :now")
             .expression_attribute_values(":pk", s(CONNECTION_PK))
             .expression_attribute_values(":now", n(crate::time::now().timestamp()))
-            .projection_expression("sk")
+            .projection_expression("sk, acknowledged")
             .limit(page_size.clamp(1, 10_000) as i32)
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(classify)?;
-        let ids = page
+        let connections = page
             .items
             .unwrap_or_default()
             .iter()
-            .map(|item| text(item, "sk").map(ConnectionId::new))
+            .map(|item| {
+                let acknowledged = matches!(item.get("acknowledged"), Some(AttributeValue::Bool(true)));
+                text(item, "sk").map(|id| ListedConnection { id: ConnectionId::new(id), acknowledged })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let next = match page.last_evaluated_key {
             Some(key) => Some(text(&key, "sk")?.to_owned()),
             None => None,
         };
-        Ok(ConnectionPage { ids, next })
+        Ok(ConnectionPage { connections, next })
     }
 
     async fn count_connections(&self) -> Result<u64, StoreError> {

@@ -128,13 +128,22 @@ pub struct ConnectionRecord {
 pub enum Admission {
     Admitted,
     /// The address already holds its limit of live connections; nothing was stored.
-    TooManyFromIp { limit: u32 },
+    TooManyFromIp {
+        limit: u32,
+    },
 }
 
-/// One page of connection ids, and where the next one starts.
+/// A connection as listed: its id, and whether it has had its `connection_ack`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedConnection {
+    pub id: ConnectionId,
+    pub acknowledged: bool,
+}
+
+/// One page of connections, and where the next one starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionPage {
-    pub ids: Vec<ConnectionId>,
+    pub connections: Vec<ListedConnection>,
     /// Opaque cursor for the next page; `None` on the last one.
     pub next: Option<String>,
 }

@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, GraphCounts, GraphStore, SnapshotStore, StatsSnapshot,
-    StoreError, StoreHealth,
+    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, GraphCounts, GraphStore, ListedConnection, SnapshotStore,
+    StatsSnapshot, StoreError, StoreHealth,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::realtime::ConnectionId;
@@ -503,18 +503,20 @@ impl ConnectionStore for SqliteStore {
 
     async fn list_connections(&self, cursor: Option<String>, page_size: u32) -> Result<ConnectionPage, StoreError> {
         self.run(move |connection| {
+            let page_size = page_size.max(1);
             let mut statement = connection
-                .prepare_cached("SELECT id FROM connections WHERE id > ?1 AND expires_at_ms > ?2 ORDER BY id LIMIT ?3")
+                .prepare_cached("SELECT id, acknowledged FROM connections WHERE id > ?1 AND expires_at_ms > ?2 ORDER BY id LIMIT ?3")
                 .map_err(classify)?;
-            let ids = statement
-                .query_map(params![cursor.unwrap_or_default(), crate::time::now().timestamp_millis(), i64::from(page_size.max(1))], |row| {
-                    row.get::<_, String>(0)
+            let connections = statement
+                .query_map(params![cursor.unwrap_or_default(), crate::time::now().timestamp_millis(), i64::from(page_size)], |row| {
+                    Ok(ListedConnection { id: ConnectionId::new(row.get::<_, String>(0)?), acknowledged: row.get(1)? })
                 })
                 .map_err(classify)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(classify)?;
-            let next = if ids.len() == page_size.max(1) as usize { ids.last().cloned() } else { None };
-            Ok(ConnectionPage { ids: ids.into_iter().map(ConnectionId::new).collect(), next })
+            let next =
+                if connections.len() == page_size as usize { connections.last().map(|last| last.id.as_str().to_owned()) } else { None };
+            Ok(ConnectionPage { connections, next })
         })
         .await
     }
@@ -522,9 +524,11 @@ impl ConnectionStore for SqliteStore {
     async fn count_connections(&self) -> Result<u64, StoreError> {
         self.run(|connection| {
             let live: i64 = connection
-                .query_row("SELECT COUNT(*) FROM connections WHERE expires_at_ms > ?1", params![crate::time::now().timestamp_millis()], |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    "SELECT COUNT(*) FROM connections WHERE expires_at_ms > ?1",
+                    params![crate::time::now().timestamp_millis()],
+                    |row| row.get(0),
+                )
                 .map_err(classify)?;
             Ok(count(live))
         })

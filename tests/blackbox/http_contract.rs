@@ -1,8 +1,19 @@
 //! The HTTP contract: health, stats, configuration, OpenAPI, Swagger UI, CORS and the error shape.
+//! Most of it runs on every host; what only a node has (its own OpenAPI document with WebSocket
+//! routes, socket-level limits, flags, its SQLite file) is tested on the node alone.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::TestNode;
+use support::{Deployment, HostKind, NodeOptions, TestNode};
+
+on_every_host!(
+    health_reports_each_component,
+    stats_are_real_counts_on_an_empty_store,
+    the_websocket_config_points_at_this_host,
+    every_error_has_the_contract_shape,
+    a_sane_client_request_id_is_kept_and_an_insane_one_replaced,
+    cors_follows_allowed_origins,
+);
 
 fn assert_error_shape(body: &Value, code: &str) {
     assert_eq!(body["error"], code, "error code in {body}");
@@ -12,26 +23,25 @@ fn assert_error_shape(body: &Value, code: &str) {
     assert!(!text.contains("panicked") && !text.contains("backtrace") && !text.contains(".rs:"), "no internals in {body}");
 }
 
-#[tokio::test]
-async fn health_reports_each_component() {
-    let node = TestNode::start().await;
-    let response = reqwest::get(node.url("/health")).await.unwrap();
+async fn health_reports_each_component(kind: HostKind) {
+    let host = Deployment::start(kind, NodeOptions::default()).await;
+    let response = reqwest::get(host.url("/health")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let health: Value = response.json().await.unwrap();
     assert_eq!(health["status"], "healthy");
     assert_eq!(health["services"]["store"]["status"], "up");
-    assert_eq!(health["services"]["store"]["backend"], "sqlite");
+    assert_eq!(health["services"]["store"]["backend"], host.backend());
     assert_eq!(health["services"]["activity"]["status"], "up");
+    assert_eq!(health["services"]["activity"]["mode"], host.recorder_mode());
     assert_eq!(health["services"]["realtime"]["connections"], 0);
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert!(health["uptime_seconds"].is_u64());
     assert!(health["timestamp"].as_str().unwrap().ends_with('Z'));
 }
 
-#[tokio::test]
-async fn stats_are_real_counts_on_an_empty_store() {
-    let node = TestNode::start().await;
-    let stats: Value = reqwest::get(node.url("/api/v1/stats")).await.unwrap().json().await.unwrap();
+async fn stats_are_real_counts_on_an_empty_store(kind: HostKind) {
+    let host = Deployment::start(kind, NodeOptions::default()).await;
+    let stats: Value = reqwest::get(host.url("/api/v1/stats")).await.unwrap().json().await.unwrap();
     for field in ["totalNodes", "totalEdges", "filesProcessed", "databaseTables", "activeQueries", "activeConnections"] {
         assert_eq!(stats[field], 0, "{field} in {stats}");
     }
@@ -39,12 +49,7 @@ async fn stats_are_real_counts_on_an_empty_store() {
     assert_eq!(stats["trends"]["nodes"], json!({"value": 0.0, "isPositive": true}));
     assert_eq!(stats["trends"]["files"], json!({"value": 0.0, "isPositive": true}));
 
-    // activeConnections is live state, not a constant.
-    let _dashboard = node.dashboard("/api/v1/ws/dashboard").await;
-    let stats = node.poll_json("/api/v1/stats", |stats| stats["activeConnections"] == 1).await;
-    assert_eq!(stats["activeConnections"], 1);
-
-    let graph: Value = reqwest::get(node.url("/api/v1/graph/stats")).await.unwrap().json().await.unwrap();
+    let graph: Value = reqwest::get(host.url("/api/v1/graph/stats")).await.unwrap().json().await.unwrap();
     assert_eq!(graph, json!({"nodes": 0, "edges": 0, "node_types": {}, "relationship_types": {}}));
 }
 
@@ -86,14 +91,13 @@ async fn stats_count_what_the_store_holds() {
     assert_eq!(graph["relationship_types"], json!({"DERIVES": 2}));
 }
 
-#[tokio::test]
-async fn the_websocket_config_points_at_this_host() {
-    let node = TestNode::start().await;
-    let config: Value = reqwest::get(node.url("/api/v1/config/websocket")).await.unwrap().json().await.unwrap();
-    assert_eq!(config["websocket_url"], node.ws_url("/api/v1/ws/dashboard"));
+async fn the_websocket_config_points_at_this_host(kind: HostKind) {
+    let host = Deployment::start(kind, NodeOptions::default()).await;
+    let config: Value = reqwest::get(host.url("/api/v1/config/websocket")).await.unwrap().json().await.unwrap();
+    assert_eq!(config["websocket_url"], format!("ws://{}/api/v1/ws/dashboard", host.authority()));
     assert_eq!(config["stats_interval_seconds"], 5);
 
-    let public = TestNode::start_with(support::NodeOptions::default().env("PUBLIC_WEBSOCKET_URL", "wss://dash.example.com/ws")).await;
+    let public = Deployment::start(kind, NodeOptions::default().env("PUBLIC_WEBSOCKET_URL", "wss://dash.example.com/ws")).await;
     let config: Value = reqwest::get(public.url("/api/v1/config/websocket")).await.unwrap().json().await.unwrap();
     assert_eq!(config["websocket_url"], "wss://dash.example.com/ws");
 }
@@ -118,6 +122,9 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
         ("/api/v1/ws/dashboard", "get"),
         ("/admin/ws/dashboard", "get"),
         ("/ws/dashboard", "get"),
+        ("/@connections/{connection_id}", "post"),
+        ("/@connections/{connection_id}", "get"),
+        ("/@connections/{connection_id}", "delete"),
     ];
     for (path, method) in expected {
         assert!(api["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
@@ -145,9 +152,8 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
     assert_eq!(bundle.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn every_error_has_the_contract_shape() {
-    let node = TestNode::start().await;
+async fn every_error_has_the_contract_shape(kind: HostKind) {
+    let node = Deployment::start(kind, NodeOptions::default()).await;
     let client = reqwest::Client::new();
 
     let response = client.get(node.url("/api/v1/nothing-here")).send().await.unwrap();
@@ -188,7 +194,11 @@ async fn every_error_has_the_contract_shape() {
     let response = client.post(node.url("/api/v1/activity")).json(&big).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_error_shape(&response.json().await.unwrap(), "payload_too_large");
+}
 
+#[tokio::test]
+async fn a_body_over_the_global_limit_is_refused_from_its_headers() {
+    let node = TestNode::start().await;
     // Over the global 1 MiB limit: refused from the headers alone, before any of the body is read.
     let mut stream = tokio::net::TcpStream::connect(node.addr).await.unwrap();
     let head = format!(
@@ -211,12 +221,7 @@ async fn bind_and_db_come_from_flags_over_the_environment_and_default_to_data() 
     let chosen = folder.path().join("chosen/store.db");
     let decoy = folder.path().join("decoy.db");
     let node = TestNode::start_with(
-        support::NodeOptions::default()
-            .env("TRIBUTARY_DB", decoy.display())
-            .arg("--db")
-            .arg(chosen.display())
-            .arg("--bind")
-            .arg("127.0.0.1:0"),
+        NodeOptions::default().env("TRIBUTARY_DB", decoy.display()).arg("--db").arg(chosen.display()).arg("--bind").arg("127.0.0.1:0"),
     )
     .await;
     reqwest::get(node.url("/health")).await.unwrap();
@@ -224,14 +229,13 @@ async fn bind_and_db_come_from_flags_over_the_environment_and_default_to_data() 
     assert!(!decoy.exists());
     drop(node);
 
-    let node = TestNode::start_with(support::NodeOptions::default().default_db_in(folder.path())).await;
+    let node = TestNode::start_with(NodeOptions::default().default_db_in(folder.path())).await;
     assert_eq!(reqwest::get(node.url("/health")).await.unwrap().status(), StatusCode::OK);
     assert!(folder.path().join("data/tributary.db").exists(), "the default store is ./data/tributary.db");
 }
 
-#[tokio::test]
-async fn a_sane_client_request_id_is_kept_and_an_insane_one_replaced() {
-    let node = TestNode::start().await;
+async fn a_sane_client_request_id_is_kept_and_an_insane_one_replaced(kind: HostKind) {
+    let node = Deployment::start(kind, NodeOptions::default()).await;
     let client = reqwest::Client::new();
     let response = client.get(node.url("/nope")).header("x-request-id", "trace-42").send().await.unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-42");
@@ -240,9 +244,8 @@ async fn a_sane_client_request_id_is_kept_and_an_insane_one_replaced() {
     assert_ne!(response.headers()["x-request-id"], "<script>");
 }
 
-#[tokio::test]
-async fn cors_follows_allowed_origins() {
-    let node = TestNode::start_with(support::NodeOptions::default().env("ALLOWED_ORIGINS", "https://dash.example.com")).await;
+async fn cors_follows_allowed_origins(kind: HostKind) {
+    let node = Deployment::start(kind, NodeOptions::default().env("ALLOWED_ORIGINS", "https://dash.example.com")).await;
     let client = reqwest::Client::new();
     let allowed = client.get(node.url("/api/v1/stats")).header("origin", "https://dash.example.com").send().await.unwrap();
     assert_eq!(allowed.headers()["access-control-allow-origin"], "https://dash.example.com");

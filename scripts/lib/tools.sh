@@ -1,0 +1,48 @@
+# Installs the Python-distributed tools (scripts/requirements.txt) into .tools/venv, idempotently:
+# nothing is reinstalled while the requirements file is unchanged. Source it, then call ensure_tools.
+
+TOOLS_DIR="${TOOLS_DIR:-$(pwd)/.tools}"
+VENV="$TOOLS_DIR/venv"
+
+ensure_tools() {
+    local stamp="$VENV/.requirements"
+    if [[ -x "$VENV/bin/python" ]] && cmp -s scripts/requirements.txt "$stamp"; then
+        return 0
+    fi
+    echo "Installing the test tools into $VENV (once)..." >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
+    cp scripts/requirements.txt "$stamp"
+}
+
+# A free TCP port on loopback.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until something answers HTTP (any status) on 127.0.0.1:$1, for up to 30 s.
+wait_for_http() {
+    python3 - "$1" <<'PY'
+import sys, time, urllib.error, urllib.request
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=1)
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(f"nothing answered on 127.0.0.1:{sys.argv[1]}")
+PY
+}
+
+# Starts moto's server on a free port; sets MOTO_PORT and MOTO_PID. Logs to $1.
+start_moto() {
+    local log="$1"
+    MOTO_PORT="$(free_port)"
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$log" 2>&1 &
+    MOTO_PID=$!
+    wait_for_http "$MOTO_PORT"
+}

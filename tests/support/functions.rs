@@ -1,0 +1,140 @@
+//! Running the Lambda functions locally under `cargo lambda watch`, as a developer does.
+//!
+//! The watcher emulates the Lambda control plane (`--only-lambda-apis`); the functions are this
+//! workspace's binaries, started here against its runtime API, so no build runs during a test.
+//! HTTP functions answer at `/lambda-url/<function>/<path>`; any function can be invoked through the
+//! emulated Lambda API at `/2015-03-31/functions/<function>/invocations` (what
+//! `cargo lambda invoke` does). Everything stops when the value drops.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::PATIENCE;
+
+/// The functions of this workspace.
+pub const FUNCTIONS: [&str; 4] = ["tributary-activity", "tributary-admin", "tributary-ws", "tributary-stats"];
+
+/// `cargo lambda watch` and the four functions behind it.
+pub struct TestFunctions {
+    pub port: u16,
+    watcher: Child,
+    functions: Vec<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// Which function serves an HTTP path (as the HTTP API in `template.yaml` routes it).
+pub fn function_for(path: &str) -> &'static str {
+    if path.starts_with("/api/v1/activity") || path.starts_with("/api/v1/metrics") { "tributary-activity" } else { "tributary-admin" }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn capture(child: &mut Child, logs: &Arc<Mutex<Vec<String>>>, prefix: &str) {
+    for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        let logs = logs.clone();
+        let prefix = prefix.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                logs.lock().unwrap().push(format!("{prefix}: {line}"));
+            }
+        });
+    }
+}
+
+impl TestFunctions {
+    /// Starts the watcher and every function; the functions get `env` (plus logging defaults).
+    pub async fn start(env: Vec<(String, String)>) -> TestFunctions {
+        let port = free_port();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut watcher = Command::new("cargo")
+            .args(["lambda", "watch", "--only-lambda-apis", "--disable-cors", "-A", "127.0.0.1", "-P"])
+            .arg(port.to_string())
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting `cargo lambda watch` (scripts/test installs cargo-lambda into .tools/venv)");
+        capture(&mut watcher, &logs, "watch");
+        let mut functions = TestFunctions { port, watcher, functions: Vec::new(), logs };
+        let deadline = Instant::now() + PATIENCE * 3;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = functions.watcher.try_wait() {
+                panic!("cargo lambda watch exited with {status}:\n{}", functions.logs());
+            }
+            assert!(Instant::now() < deadline, "cargo lambda watch did not start:\n{}", functions.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for name in FUNCTIONS {
+            let mut function = Command::new(function_binary(name))
+                .env("RUST_LOG", "info")
+                .env("LOG_FORMAT", "json")
+                .env("AWS_LAMBDA_FUNCTION_NAME", name)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+                .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
+                .envs(env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|error| panic!("starting {name}: {error}"));
+            capture(&mut function, &functions.logs, name);
+            functions.functions.push(function);
+        }
+        functions
+    }
+
+    /// The URL of an HTTP path, on the function that serves it.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{}{path}", self.port, function_for(path))
+    }
+
+    /// Invokes a function with `payload` through the emulated Lambda API; returns its result.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Value {
+        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations", self.port);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .json(payload)
+            .timeout(PATIENCE * 6)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("invoking {function}: {error}\n{}", self.logs()));
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert!(status.is_success(), "{function} answered {status}: {body}\n{}", self.logs());
+        serde_json::from_str(&body).unwrap_or(Value::String(body))
+    }
+
+    /// What the watcher and the functions have logged.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for TestFunctions {
+    fn drop(&mut self) {
+        for child in self.functions.iter_mut().chain(std::iter::once(&mut self.watcher)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A function's binary, beside the test executable (`scripts/test` builds them first).
+fn function_binary(name: &str) -> PathBuf {
+    let binary = crate::node_binary().with_file_name(name);
+    assert!(binary.exists(), "{} is missing: build it first (`cargo build --workspace --bins`, or run scripts/test)", binary.display());
+    binary
+}
