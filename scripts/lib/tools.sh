@@ -38,10 +38,11 @@ sys.exit(f"nothing answered on 127.0.0.1:{sys.argv[1]}")
 PY
 }
 
-# Starts moto's server on a free port; sets MOTO_PORT and MOTO_PID. Logs to $1.
+# Starts moto's server (the local DynamoDB-compatible server, Secrets Manager included) on port $2,
+# or a free one; sets MOTO_PORT and MOTO_PID. Logs to $1.
 start_moto() {
     local log="$1"
-    MOTO_PORT="$(free_port)"
+    MOTO_PORT="${2:-$(free_port)}"
     "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$log" 2>&1 &
     MOTO_PID=$!
     wait_for_http "$MOTO_PORT"

@@ -277,3 +277,27 @@ async fn the_node_serves_connections_in_api_gateway_shape() {
     let body: Value = gone.json().await.unwrap();
     assert!(body["message"].is_string() && body["request_id"].is_string());
 }
+
+#[tokio::test]
+async fn the_local_cloud_command_brings_up_a_cloud_shape_that_reaches_dashboards() {
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let (node_port, lambda_port, dynamodb_port) = (port(), port(), port());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(root.join("scripts/cloud-local"))
+            .arg("--smoke")
+            .current_dir(&root)
+            .env("NODE_PORT", node_port)
+            .env("LAMBDA_PORT", lambda_port)
+            .env("DYNAMODB_PORT", dynamodb_port)
+            .env("STATS_TICKS", "1")
+            .env("TRIBUTARY_TABLE", fresh_table())
+            .output()
+            .expect("running scripts/cloud-local")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("reached a dashboard"), "{stdout}");
+}

@@ -40,3 +40,36 @@ fn the_print_openapi_flag_prints_the_committed_document() {
     let committed: Value = serde_json::from_str(OPENAPI).unwrap();
     assert!(printed == committed, "docs/openapi.json is stale: `cargo run -p tributary-node -- --print-openapi > docs/openapi.json`");
 }
+
+/// The lines of one top-level resource of `template.yaml`.
+fn resource_block<'a>(template: &'a str, name: &str) -> &'a str {
+    let header = format!("\n  {name}:\n");
+    let start = template.find(&header).unwrap_or_else(|| panic!("{name} is not in template.yaml")) + header.len();
+    let rest = &template[start..];
+    let end = rest
+        .match_indices("\n  ")
+        .find(|(index, _)| rest[index + 3..].chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .map(|(index, _)| index)
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[test]
+fn the_http_api_in_template_yaml_routes_every_route_to_the_function_that_serves_it() {
+    let template = include_str!("../../template.yaml");
+    let api: Value = serde_json::from_str(OPENAPI).unwrap();
+    for path in api["paths"].as_object().unwrap().keys() {
+        // The node's own: API Gateway's WebSocket API and Management API take their place.
+        if path.contains("ws/dashboard") || path.starts_with("/@connections") {
+            continue;
+        }
+        let resource = match support::function_for(path) {
+            "tributary-activity" => "ActivityFunction",
+            _ => "AdminFunction",
+        };
+        assert!(
+            resource_block(template, resource).contains(&format!("Path: {path},")),
+            "{path} is not routed to {resource} in template.yaml"
+        );
+    }
+}

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 pub use dashboard::{Dashboard, Refused};
 pub use deployment::{Deployment, HostKind};
-pub use functions::TestFunctions;
+pub use functions::{TestFunctions, function_for};
 pub use lambda_api::LambdaStandIn;
 pub use node::{NodeOptions, TestNode, node_binary};
 
