@@ -244,14 +244,14 @@ async fn each_function_documents_its_own_routes() {
 
 #[tokio::test]
 async fn the_node_serves_connections_in_api_gateway_shape() {
-    let node = TestNode::start().await;
+    let node = TestNode::start_with(NodeOptions::default().env("STATS_INTERVAL_SECONDS", 3600)).await;
     let mut dashboard = node.dashboard("/api/v1/ws/dashboard").await;
     let client = reqwest::Client::new();
     let url = node.url(&format!("/@connections/{}", dashboard.connection_id));
 
     let posted = client.post(&url).body(r#"{"type":"notification","data":{"n":1}}"#).send().await.unwrap();
     assert_eq!(posted.status(), 200);
-    assert_eq!(dashboard.next_json().await["data"]["n"], 1);
+    assert_eq!(dashboard.next_of_type("notification").await["data"]["n"], 1);
 
     let info: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["Identity"]["SourceIp"], "127.0.0.1");

@@ -336,7 +336,8 @@ async fn close_code(stream: &mut tokio::net::TcpStream) -> u16 {
 
 #[tokio::test]
 async fn oversized_messages_close_with_1009_and_invalid_utf8_with_1007() {
-    let node = TestNode::start_with(NodeOptions::default().env("WEBSOCKET_MAX_MESSAGE_BYTES", 1024)).await;
+    let node =
+        TestNode::start_with(NodeOptions::default().env("WEBSOCKET_MAX_MESSAGE_BYTES", 1024).env("STATS_INTERVAL_SECONDS", 3600)).await;
 
     let mut oversized = raw_websocket(&node).await;
     oversized.write_all(&client_frame(0x1, &[b'x'; 4096])).await.unwrap();
