@@ -43,7 +43,7 @@ PY
 start_moto() {
     local log="$1"
     MOTO_PORT="${2:-$(free_port)}"
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$log" 2>&1 &
+    "$VENV/bin/python" scripts/lib/dynamodb_server.py 127.0.0.1 "$MOTO_PORT" >"$log" 2>&1 &
     MOTO_PID=$!
     wait_for_http "$MOTO_PORT"
 }

@@ -118,8 +118,10 @@ where
         _ => false,
     };
     let described = match error.as_service_error() {
-        Some(service) => anyhow!("{}: {}", service.code().unwrap_or("DynamoDB error"), service.message().unwrap_or_default()),
-        None => anyhow!(aws_smithy_types::error::display::DisplayErrorContext(&error).to_string()),
+        Some(service) if service.code().is_some() => {
+            anyhow!("{}: {}", service.code().unwrap_or_default(), service.message().unwrap_or_default())
+        }
+        _ => anyhow!(aws_smithy_types::error::display::DisplayErrorContext(&error).to_string()),
     };
     if transient { StoreError::Unavailable(described) } else { StoreError::Internal(described) }
 }
