@@ -120,10 +120,10 @@ pub struct Settings {
     #[arg(long, env = "CONNECTIONS_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub connections_page_size: u32,
 
-    /// Ticks one run of the scheduled stats function sends, `STATS_INTERVAL_SECONDS` apart (it stops
-    /// earlier if its time runs out).
-    #[arg(long, env = "STATS_TICKS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=600))]
-    pub stats_ticks: u32,
+    /// Ticks one run of the scheduled stats function sends, `STATS_INTERVAL_SECONDS` apart. Unset: as
+    /// many as fit the minute until the next run (12 at 5 s). A run stops earlier if its time runs out.
+    #[arg(long, env = "STATS_TICKS", value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub stats_ticks: Option<u32>,
 
     /// Lambda functions a cloud restart cycles (comma-separated names or ARNs; the stack sets it).
     #[arg(long, env = "TRIBUTARY_FUNCTIONS", value_delimiter = ',')]
@@ -177,6 +177,11 @@ impl Settings {
             let folder = self.db_path.parent().map(PathBuf::from).unwrap_or_default();
             folder.join("activity-spill.jsonl")
         })
+    }
+
+    /// Ticks per run of the scheduled stats function: `STATS_TICKS`, or one schedule period's worth.
+    pub fn stats_ticks_per_run(&self) -> u32 {
+        self.stats_ticks.unwrap_or_else(|| (60 / self.stats_interval_seconds).max(1) as u32)
     }
 
     pub fn connection_ttl(&self) -> Duration {
@@ -326,6 +331,16 @@ mod tests {
         assert_eq!(default("db_path"), "data/tributary.db");
         let settings = Settings::from_args(["--db", "/srv/t/store.db"]).unwrap();
         assert_eq!(settings.spill_path(), PathBuf::from("/srv/t/activity-spill.jsonl"));
+    }
+
+    #[test]
+    fn a_stats_run_fills_the_minute_whatever_the_interval() {
+        let ticks = |interval: &str| Settings::from_args(["--stats-interval-seconds", interval]).unwrap().stats_ticks_per_run();
+        assert_eq!(ticks("5"), 12);
+        assert_eq!(ticks("1"), 60);
+        assert_eq!(ticks("7"), 8);
+        assert_eq!(ticks("120"), 1);
+        assert_eq!(Settings::from_args(["--stats-ticks", "2"]).unwrap().stats_ticks_per_run(), 2);
     }
 
     #[test]

@@ -247,16 +247,18 @@ async fn serve(
     state.activity.record(disconnected).await;
 }
 
-/// Records the connection in the store's registry, so hosts that share the store (the cloud's stats
-/// function, through this node's `@connections` API) can reach it. The node enforces its own limits,
-/// so the registry's per-IP limit is not applied here.
+/// Records the connection in the store's registry (whatever the backend), so hosts that share the
+/// store (the cloud's stats function, through this node's `@connections` API) can reach it. It is
+/// written before the `connection_ack`, so an acknowledged client is reachable. The node enforces
+/// its own limits, so the registry's per-IP limit is not applied here.
 async fn register_in_store(state: &AppState, connection: &Connection) {
-    let ttl = chrono::Duration::from_std(state.settings.connection_ttl()).unwrap_or(chrono::Duration::hours(2));
     let record = ConnectionRecord {
         id: connection.id.clone(),
         client_ip: connection.ip.to_string(),
         connected_at: connection.connected_at,
-        expires_at: connection.connected_at + ttl,
+        // The node has no 2-hour cap on connections, so neither has its record; a crashed node's
+        // records answer Gone on the next stats tick and are removed then.
+        expires_at: connection.connected_at + chrono::Duration::days(7),
         // The node sends the acknowledgement itself, at once.
         acknowledged: true,
     };

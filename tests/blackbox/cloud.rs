@@ -176,8 +176,10 @@ async fn websocket_events_follow_the_same_rules_as_the_node() {
     let error = asker.next_json().await;
     assert_eq!(error["type"], "error");
     assert_eq!(error["data"]["type"], "invalid_message");
-    bystander.send_json(json!({"type": "ping"})).await;
-    assert_eq!(bystander.next_json().await["type"], "pong", "nothing reached the other client");
+    // Misrouted, the asker's pong would be the bystander's first message; its own get_stats answer
+    // must come first instead.
+    bystander.send_json(json!({"type": "get_stats"})).await;
+    assert_eq!(bystander.next_json().await["type"], "stats_update", "nothing reached the other client");
 
     let connects: Value =
         reqwest::get(cloud.functions.url("/api/v1/activity/recent?type=websocket_connect&limit=50")).await.unwrap().json().await.unwrap();
@@ -218,28 +220,55 @@ async fn a_cloud_restart_tells_the_clients_and_cycles_every_function() {
     assert!(!cloud.functions.logs().contains(token), "the token never reaches the logs");
 }
 
+#[tokio::test]
+async fn a_cloud_restart_that_cannot_read_a_function_tells_no_one() {
+    let lambda = LambdaStandIn::start(&[("tributary-admin", &[("KEEP", "me")])]).await;
+    let cloud =
+        Cloud::start(&[("TRIBUTARY_FUNCTIONS", "tributary-admin,not-in-this-stack"), ("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint)]).await;
+    let mut dashboard = cloud.node.dashboard("/api/v1/ws/dashboard").await;
+    // No token is configured and the function sees no local caller: the admin route refuses.
+    let refused = reqwest::Client::new().post(cloud.functions.url("/admin/restart")).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "admin_token_required");
+
+    let token = "second-cloud-admin-token";
+    let secret = support::aws::create_secret(&format!("tributary-admin-{}", uuid_suffix()), token).await;
+    let cloud = Cloud::start(&[
+        ("TRIBUTARY_FUNCTIONS", "tributary-admin,not-in-this-stack"),
+        ("AWS_ENDPOINT_URL_LAMBDA", &lambda.endpoint),
+        ("ADMIN_TOKEN_SECRET_ARN", &secret),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &support::aws::dynamodb_endpoint()),
+    ])
+    .await;
+    let response = reqwest::Client::new().post(cloud.functions.url("/admin/restart")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "restart_failed");
+    assert_eq!(body["component"], "lambda");
+    assert_eq!(lambda.variables("tributary-admin").get("TRIBUTARY_CONFIG_GENERATION"), None, "nothing was cycled");
+    // The other node's client was never told a restart was coming.
+    dashboard.send_json(json!({"type": "ping"})).await;
+    assert_eq!(dashboard.next_json().await["type"], "pong");
+}
+
 fn uuid_suffix() -> String {
     support::aws::fresh_table().trim_start_matches("test-").to_owned()
 }
 
 #[tokio::test]
-async fn each_function_documents_its_own_routes() {
+async fn every_function_documents_the_whole_http_api() {
     let cloud = Cloud::start(&[]).await;
     let paths = |api: &Value| api["paths"].as_object().unwrap().keys().cloned().collect::<BTreeSet<_>>();
-    let admin: Value = reqwest::get(cloud.functions.url("/openapi.json")).await.unwrap().json().await.unwrap();
+    // The node's document less what only a node serves: the HTTP API's routes.
+    let node: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     let expected: BTreeSet<String> =
-        ["/health", "/api/v1/config/websocket", "/admin/restart", "/admin/broadcast", "/api/v1/stats", "/api/v1/graph/stats"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-    assert_eq!(paths(&admin), expected);
-    let activity_url = format!("http://127.0.0.1:{}/lambda-url/tributary-activity/openapi.json", cloud.functions.port);
-    let activity: Value = reqwest::get(activity_url).await.unwrap().json().await.unwrap();
-    let expected: BTreeSet<String> = ["/api/v1/activity", "/api/v1/activity/recent", "/api/v1/metrics/activity", "/api/v1/metrics/events"]
-        .into_iter()
-        .map(String::from)
-        .collect();
-    assert_eq!(paths(&activity), expected);
+        paths(&node).into_iter().filter(|path| !path.contains("ws/dashboard") && !path.starts_with("/@connections")).collect();
+    assert_eq!(expected.len(), 10);
+    for function in ["tributary-admin", "tributary-activity"] {
+        let url = format!("http://127.0.0.1:{}/lambda-url/{function}/openapi.json", cloud.functions.port);
+        let api: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        assert_eq!(paths(&api), expected, "{function}");
+    }
 }
 
 #[tokio::test]

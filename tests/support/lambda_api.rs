@@ -1,6 +1,7 @@
 //! A stand-in for the AWS Lambda API (the one AWS service this machine has no local server for):
 //! the two calls a cloud restart makes, `GetFunctionConfiguration` and
-//! `UpdateFunctionConfiguration`, on functions the test declares.
+//! `UpdateFunctionConfiguration`, on functions the test declares, with Lambda's revision check
+//! (an update naming a stale `RevisionId` fails with `PreconditionFailedException`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-type Functions = Arc<Mutex<HashMap<String, BTreeMap<String, String>>>>;
+/// A function's variables and revision.
+#[derive(Clone, Default)]
+struct Function {
+    variables: BTreeMap<String, String>,
+    revision: u64,
+}
+
+type Functions = Arc<Mutex<HashMap<String, Function>>>;
 
 /// A local Lambda API holding functions' environment variables.
 pub struct LambdaStandIn {
@@ -27,7 +35,8 @@ impl LambdaStandIn {
             functions
                 .iter()
                 .map(|(name, variables)| {
-                    (name.to_string(), variables.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect())
+                    let variables = variables.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+                    (name.to_string(), Function { variables, revision: 1 })
                 })
                 .collect(),
         ));
@@ -42,7 +51,7 @@ impl LambdaStandIn {
 
     /// A function's environment variables now.
     pub fn variables(&self, function: &str) -> BTreeMap<String, String> {
-        self.functions.lock().unwrap().get(function).cloned().unwrap_or_default()
+        self.functions.lock().unwrap().get(function).map(|function| function.variables.clone()).unwrap_or_default()
     }
 }
 
@@ -52,8 +61,13 @@ impl Drop for LambdaStandIn {
     }
 }
 
-fn configuration(name: &str, variables: &BTreeMap<String, String>) -> Value {
-    json!({ "FunctionName": name, "Runtime": "provided.al2023", "Environment": { "Variables": variables } })
+fn configuration(name: &str, function: &Function) -> Value {
+    json!({
+        "FunctionName": name,
+        "Runtime": "provided.al2023",
+        "RevisionId": function.revision.to_string(),
+        "Environment": { "Variables": function.variables },
+    })
 }
 
 fn not_found(name: &str) -> (StatusCode, [(&'static str, &'static str); 1], axum::Json<Value>) {
@@ -67,7 +81,7 @@ fn not_found(name: &str) -> (StatusCode, [(&'static str, &'static str); 1], axum
 async fn read(State(functions): State<Functions>, Path(name): Path<String>) -> axum::response::Response {
     use axum::response::IntoResponse;
     match functions.lock().unwrap().get(&name) {
-        Some(variables) => axum::Json(configuration(&name, variables)).into_response(),
+        Some(function) => axum::Json(configuration(&name, function)).into_response(),
         None => not_found(&name).into_response(),
     }
 }
@@ -76,9 +90,16 @@ async fn update(State(functions): State<Functions>, Path(name): Path<String>, bo
     use axum::response::IntoResponse;
     let request: Value = serde_json::from_str(&body).unwrap_or_default();
     let mut functions = functions.lock().unwrap();
-    let Some(variables) = functions.get_mut(&name) else { return not_found(&name).into_response() };
-    if let Some(new) = request["Environment"]["Variables"].as_object() {
-        *variables = new.iter().map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned())).collect();
+    let Some(function) = functions.get_mut(&name) else { return not_found(&name).into_response() };
+    if let Some(revision) = request["RevisionId"].as_str()
+        && revision != function.revision.to_string()
+    {
+        let body = json!({ "Type": "User", "message": "The Revision Id provided does not match the latest Revision Id." });
+        return (StatusCode::PRECONDITION_FAILED, [("x-amzn-errortype", "PreconditionFailedException")], axum::Json(body)).into_response();
     }
-    axum::Json(configuration(&name, variables)).into_response()
+    if let Some(new) = request["Environment"]["Variables"].as_object() {
+        function.variables = new.iter().map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned())).collect();
+    }
+    function.revision += 1;
+    axum::Json(configuration(&name, function)).into_response()
 }

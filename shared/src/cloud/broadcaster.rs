@@ -46,7 +46,12 @@ pub struct ApiGatewayBroadcaster {
     concurrency: usize,
     page_size: u32,
     stats_interval_seconds: u64,
+    /// The live count, reused briefly: counting reads the whole registry.
+    count: tokio::sync::Mutex<Option<(Instant, u64)>>,
 }
+
+/// How long a connection count is reused.
+const COUNT_REUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl ApiGatewayBroadcaster {
     /// A broadcaster posting to `callback_url` (`None`: not configured; every send fails clearly).
@@ -65,7 +70,14 @@ impl ApiGatewayBroadcaster {
             }
             None => None,
         };
-        ApiGatewayBroadcaster { client, connections, concurrency: concurrency.max(1), page_size, stats_interval_seconds }
+        ApiGatewayBroadcaster {
+            client,
+            connections,
+            concurrency: concurrency.max(1),
+            page_size,
+            stats_interval_seconds,
+            count: tokio::sync::Mutex::new(None),
+        }
     }
 
     fn client(&self) -> Result<&Client, BroadcastError> {
@@ -111,8 +123,7 @@ impl ApiGatewayBroadcaster {
                 }
                 None => (posts.await, None),
             };
-            for outcome in outcomes {
-                let (outcome, acknowledged) = outcome?;
+            for (outcome, acknowledged) in outcomes {
                 match outcome {
                     PostOutcome::Delivered => summary.delivered += 1,
                     PostOutcome::Gone => summary.gone += 1,
@@ -129,23 +140,28 @@ impl ApiGatewayBroadcaster {
         Ok(summary)
     }
 
-    async fn deliver(&self, connection: ListedConnection, frame: &Frame, acknowledge: bool) -> Result<(PostOutcome, bool), StoreError> {
+    /// Posts to one connection (its acknowledgement first, if due). Never fails the fan-out: what
+    /// goes wrong for one connection is counted against it.
+    async fn deliver(&self, connection: ListedConnection, frame: &Frame, acknowledge: bool) -> (PostOutcome, bool) {
         let mut acknowledged = false;
         if acknowledge && !connection.acknowledged {
             let ack = ServerMessage::connection_ack(connection.id.as_str(), self.stats_interval_seconds).to_frame();
             match self.post(&connection.id, ack.bytes()).await {
                 PostOutcome::Delivered => {
-                    self.connections.mark_acknowledged(&connection.id).await?;
                     acknowledged = true;
+                    // Not marked: the next tick acknowledges it again, which clients tolerate.
+                    if let Err(error) = self.connections.mark_acknowledged(&connection.id).await {
+                        tracing::warn!(connection_id = %connection.id, %error, "could not note an acknowledgement");
+                    }
                 }
-                other => return Ok((other, false)),
+                other => return (other, false),
             }
         }
         let outcome = self.post(&connection.id, frame.bytes()).await;
         if let PostOutcome::Failed(error) = &outcome {
             tracing::debug!(connection_id = %connection.id, %error, "post to a connection failed");
         }
-        Ok((outcome, acknowledged))
+        (outcome, acknowledged)
     }
 }
 
@@ -167,6 +183,14 @@ impl Broadcaster for ApiGatewayBroadcaster {
     }
 
     async fn connection_count(&self) -> Result<u64, BroadcastError> {
-        self.connections.count_connections().await.map_err(|error| BroadcastError::Unavailable(error.into()))
+        let mut cached = self.count.lock().await;
+        if let Some((counted, count)) = *cached
+            && counted.elapsed() < COUNT_REUSE
+        {
+            return Ok(count);
+        }
+        let count = self.connections.count_connections().await.map_err(|error| BroadcastError::Unavailable(error.into()))?;
+        *cached = Some((Instant::now(), count));
+        Ok(count)
     }
 }

@@ -105,10 +105,12 @@ async fn source_ip(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Runs an HTTP function serving `routes`.
+/// Runs an HTTP function serving `routes`. Its `/openapi.json` and `/docs` describe the whole HTTP
+/// API, whichever function answers them.
 pub async fn run_http_function(routes: OpenApiRouter<AppState>) -> Result<(), lambda_http::Error> {
     let host = CloudHost::from_env().await?;
-    let app = http::into_app(routes, host.state).layer(from_fn(source_ip));
+    let documented = http::openapi_document(http::all_routes());
+    let app = http::into_app_documenting(routes, documented, host.state).layer(from_fn(source_ip));
     lambda_http::run(app).await
 }
 

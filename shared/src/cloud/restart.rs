@@ -2,7 +2,9 @@
 //! environments by bumping a configuration generation through the Lambda API. Lambda starts fresh
 //! environments for the new configuration; invocations under way finish on the old ones.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::Client;
@@ -30,31 +32,65 @@ impl LambdaRestarter {
         LambdaRestarter { client: Client::new(&config), functions, broadcaster }
     }
 
-    async fn bump(&self, function: &str) -> Result<String, ApiError> {
-        let failed = |action: &str, error: String| {
-            ApiError::unavailable("lambda", "restart_failed", format!("could not {action} the configuration of {function}"))
-                .with_source(anyhow::anyhow!(error))
-        };
+    /// A function's environment and revision, refusing configurations whose variables cannot be
+    /// read (a KMS failure would otherwise make us write an empty environment over them).
+    async fn read(&self, function: &str) -> Result<(HashMap<String, String>, Option<String>), ApiError> {
         let current = self
             .client
             .get_function_configuration()
             .function_name(function)
             .send()
             .await
-            .map_err(|error| failed("read", aws_smithy_types::error::display::DisplayErrorContext(&error).to_string()))?;
-        // The whole environment is replaced, so carry every other variable over unchanged.
-        let mut variables = current.environment().and_then(|environment| environment.variables()).cloned().unwrap_or_default();
-        let generation = variables.get(GENERATION_VARIABLE).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0) + 1;
-        variables.insert(GENERATION_VARIABLE.to_owned(), generation.to_string());
-        self.client
-            .update_function_configuration()
-            .function_name(function)
-            .environment(Environment::builder().set_variables(Some(variables)).build())
-            .send()
-            .await
-            .map_err(|error| failed("update", aws_smithy_types::error::display::DisplayErrorContext(&error).to_string()))?;
-        Ok(generation.to_string())
+            .map_err(|error| failed(function, "read", aws_smithy_types::error::display::DisplayErrorContext(&error).to_string()))?;
+        if let Some(error) = current.environment().and_then(|environment| environment.error()) {
+            return Err(failed(function, "read", format!("its environment cannot be read: {:?}", error.message())));
+        }
+        let variables = current.environment().and_then(|environment| environment.variables()).cloned().unwrap_or_default();
+        Ok((variables, current.revision_id().map(str::to_owned)))
     }
+
+    /// Bumps the generation, keeping every other variable, on the revision just read; retries a few
+    /// times while another update of the function is under way.
+    async fn bump(&self, function: &str) -> Result<u64, ApiError> {
+        for attempt in 0..UPDATE_ATTEMPTS {
+            let (mut variables, revision) = self.read(function).await?;
+            let generation = variables.get(GENERATION_VARIABLE).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0) + 1;
+            variables.insert(GENERATION_VARIABLE.to_owned(), generation.to_string());
+            let updated = self
+                .client
+                .update_function_configuration()
+                .function_name(function)
+                .set_revision_id(revision)
+                .environment(Environment::builder().set_variables(Some(variables)).build())
+                .send()
+                .await;
+            match updated {
+                Ok(_) => return Ok(generation),
+                // Changed meanwhile (a deployment, another restart): read again and retry.
+                Err(error)
+                    if attempt + 1 < UPDATE_ATTEMPTS
+                        && error
+                            .as_service_error()
+                            .is_some_and(|error| error.is_resource_conflict_exception() || error.is_precondition_failed_exception()) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt + 1))).await;
+                }
+                Err(error) => {
+                    return Err(failed(function, "update", aws_smithy_types::error::display::DisplayErrorContext(&error).to_string()));
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+/// Attempts at one function's update while it conflicts with another.
+const UPDATE_ATTEMPTS: u32 = 4;
+
+fn failed(function: &str, action: &str, error: String) -> ApiError {
+    ApiError::unavailable("lambda", "restart_failed", format!("could not {action} the configuration of {function}"))
+        .with_hint("retry in a minute; a deployment may be under way")
+        .with_source(anyhow::anyhow!(error))
 }
 
 #[async_trait]
@@ -64,7 +100,11 @@ impl Restarter for LambdaRestarter {
             return Err(ApiError::new(http::StatusCode::NOT_IMPLEMENTED, "restart_unsupported", "no functions are configured to restart")
                 .with_hint("the stack sets TRIBUTARY_FUNCTIONS to the functions a restart cycles"));
         }
-        // Clients first: they reconnect to fresh environments.
+        // Every configuration must be readable before anyone is told a restart is coming.
+        for function in &self.functions {
+            self.read(function).await?;
+        }
+        // Clients next: they reconnect to fresh environments.
         if let Err(error) = self.broadcaster.broadcast(ServerMessage::restarting("redeploy requested by an administrator", 2000)).await {
             tracing::warn!(%error, "could not tell the clients about the restart");
         }

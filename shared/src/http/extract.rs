@@ -197,11 +197,13 @@ impl FromRequestParts<AppState> for AdminAccess {
 }
 
 /// Whether a request comes from this machine and not through a browser page of another site:
-/// a loopback peer, a loopback `Host` (a DNS-rebinding page names its own host), no proxy headers,
+/// a loopback socket peer, a loopback `Host` (a DNS-rebinding page names its own host), no proxy headers,
 /// no cross-site fetch metadata, and either no `Origin` (curl, scripts) or an allowed one.
 pub fn is_local_request(parts: &Parts, allowed_origins: &AllowedOrigins) -> bool {
     let headers = &parts.headers;
-    let peer_is_loopback = ClientAddr::from_parts(parts, false).peer.is_some_and(|ip| ip.is_loopback());
+    // Only a socket this process accepted counts: a Lambda function has no local callers, whatever
+    // the request context says.
+    let peer_is_loopback = parts.extensions.get::<ConnectInfo<SocketAddr>>().is_some_and(|info| info.0.ip().is_loopback());
     let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
     let host_is_loopback = host.is_some_and(is_loopback_host);
     let proxied = ["x-forwarded-for", "forwarded", "x-real-ip"].iter().any(|name| headers.contains_key(*name));

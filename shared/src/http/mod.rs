@@ -89,6 +89,17 @@ pub fn openapi_document(routes: OpenApiRouter<AppState>) -> utoipa::openapi::Ope
 /// these routes, the contract-shaped 404, and the shared middleware.
 pub fn into_app(routes: OpenApiRouter<AppState>, state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(routes).split_for_parts();
+    finish(router, api, state)
+}
+
+/// Like [`into_app`], but `/openapi.json` and `/docs` describe `documented` (for a function that
+/// serves part of an API and documents the whole of it).
+pub fn into_app_documenting(routes: OpenApiRouter<AppState>, documented: utoipa::openapi::OpenApi, state: AppState) -> Router {
+    let (router, _) = routes.split_for_parts();
+    finish(router, documented, state)
+}
+
+fn finish(router: Router<AppState>, api: utoipa::openapi::OpenApi, state: AppState) -> Router {
     let router = router.merge(routes::docs::router(api)).fallback(routes::fallback);
     middleware::apply(router, &state).with_state(state)
 }

@@ -9,7 +9,7 @@
 //! | Item | `pk` | `sk` | Other attributes |
 //! | --- | --- | --- | --- |
 //! | Activity event | `ACTIVITY#<yyyymmdd>` | `<timestamp ms, 13 digits>#<event id>` | `event` (JSON), `gsi1pk` = `ACTIVITY#<type>#<yyyymmdd>`, `gsi1sk` = `sk` |
-//! | Activity counters | `COUNTERS` | `ACTIVITY` | one number per counter; `days`: string set of the days with activity |
+//! | Activity counters | `COUNTERS` | `ACTIVITY#<0..7>` | one number per counter; `days`: string set of the days with activity (8 shards, summed on read) |
 //! | Graph counters | `COUNTERS` | `GRAPH` | `nodes`, `edges`, `files`, `node:<type>`, `edge:<type>` (written by ingestion) |
 //! | Stats snapshot | `SNAPSHOT` | `<timestamp ms, 13 digits>` | `total_nodes`, `total_edges`, `files_processed` |
 //! | Connection | `CONNECTION` | `<connection id>` | `client_ip`, `connected_at` (ms), `expires_at` (TTL), `acknowledged` |
@@ -20,13 +20,15 @@
 //!
 //! * **Append activity**: one `TransactWriteItems` per chunk of up to 99 events: a conditional
 //!   `Put` per event (`attribute_not_exists`, so a retried event is refused, never counted twice) and
-//!   one `Update` that `ADD`s every counter the new events touch. A cancelled transaction names the
-//!   duplicates; they are dropped and the rest retried. Concurrent writers conflict only on the
-//!   counters item; conflicts are retried with jitter, and `ADD` keeps the counts exact.
+//!   one `Update` that `ADD`s every counter the new events touch, on one of eight counter shards
+//!   picked at random. A cancelled transaction names the duplicates; they are dropped and the rest
+//!   retried. Concurrent writers conflict only when they pick the same shard; conflicts are retried
+//!   with jitter, and `ADD` keeps the counts exact.
 //! * **Recent activity**: the `days` set says which day partitions exist; they are queried newest
 //!   first (`ScanIndexForward = false`), page by page, until the limit is reached. A type filter uses
 //!   the `by_type` index the same way.
-//! * **Totals, graph counts**: one strongly consistent `GetItem`.
+//! * **Totals**: one strongly consistent `Query` of the eight counter shards, summed. **Graph
+//!   counts**: one strongly consistent `GetItem`.
 //! * **Snapshots**: `Query` on `SNAPSHOT`, newest first, `Limit 1`, optionally `sk <= at`.
 //! * **Connections**: admission is one transaction: the address's counter is incremented on the
 //!   condition `live < max`, and both connection items are put. Concurrent admissions from one
@@ -37,8 +39,10 @@
 //!   query the `CONNECTION` partition page by page and filter out expired items (TTL deletion lags).
 //!
 //! Limits worth knowing: one partition takes about 1,000 writes per second, so activity beyond that
-//! rate per day partition needs a shard suffix on `pk`; the counters item is one hot item, updated
-//! once per batch, not once per event.
+//! rate per day partition needs a shard suffix on `pk`, and all connections live in the `CONNECTION`
+//! partition (API Gateway admits at most 500 new connections per second per account anyway).
+//! Counting the live connections reads that whole partition (about 1 MB per 10,000 connections);
+//! callers reuse a count for 250 ms.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -67,7 +71,10 @@ const EVENTS_PER_TRANSACTION: usize = 99;
 const CONFLICT_ATTEMPTS: u32 = 12;
 const INDEX: &str = "by_type";
 const COUNTERS_PK: &str = "COUNTERS";
-const ACTIVITY_COUNTERS_SK: &str = "ACTIVITY";
+/// Activity counters are spread over this many items (`ACTIVITY#0` …), one picked at random per
+/// write, so concurrent writers rarely touch the same item; reads add them up.
+const COUNTER_SHARDS: u8 = 8;
+const ACTIVITY_COUNTERS_PREFIX: &str = "ACTIVITY#";
 const GRAPH_COUNTERS_SK: &str = "GRAPH";
 const SNAPSHOT_PK: &str = "SNAPSHOT";
 const CONNECTION_PK: &str = "CONNECTION";
@@ -234,7 +241,9 @@ impl DynamoStore {
 
     /// Appends one chunk in one transaction, dropping duplicates and retrying conflicts.
     async fn append_chunk(&self, chunk: &[ActivityEvent]) -> Result<usize, StoreError> {
-        let mut pending: Vec<&ActivityEvent> = chunk.iter().collect();
+        // One transaction may not touch an item twice: an id repeated in the batch is one event.
+        let mut seen = std::collections::HashSet::new();
+        let mut pending: Vec<&ActivityEvent> = chunk.iter().filter(|event| seen.insert(event.id)).collect();
         for attempt in 0..CONFLICT_ATTEMPTS {
             if pending.is_empty() {
                 return Ok(0);
@@ -263,10 +272,11 @@ impl DynamoStore {
                 days.insert(event_day);
             }
             let mut expression = Vec::with_capacity(increments.len() + 1);
+            let shard = uuid::Uuid::new_v4().as_bytes()[0] % COUNTER_SHARDS;
             let mut update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(COUNTERS_PK))
-                .key("sk", s(ACTIVITY_COUNTERS_SK))
+                .key("sk", s(format!("{ACTIVITY_COUNTERS_PREFIX}{shard}")))
                 .expression_attribute_names("#days", "days")
                 .expression_attribute_values(":days", AttributeValue::Ss(days.into_iter().collect()));
             expression.push("#days :days".to_owned());
@@ -308,6 +318,31 @@ impl DynamoStore {
             }
         }
         Err(StoreError::Unavailable(anyhow!("activity transaction kept conflicting with other writers")))
+    }
+
+    /// Every activity counter shard (one strongly consistent query).
+    async fn counter_shards(&self) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut shards = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(COUNTERS_PK))
+                .expression_attribute_values(":prefix", s(ACTIVITY_COUNTERS_PREFIX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            shards.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(shards);
+            }
+        }
     }
 
     /// Queries one partition (of the table or the index) newest first until `limit` items are read.
@@ -395,12 +430,15 @@ impl DynamoStore {
         }
     }
 
-    /// Lowers an address's connection counter to the live count, unless it changed meanwhile.
+    /// Lowers an address's connection counter to its live connections, if it counts more and the
+    /// address is then below `max`. The counter is read *before* the count: an admission committing
+    /// in between changes the counter, so the conditional write fails rather than undercount.
     /// Returns whether it was lowered.
-    async fn repair_count(&self, counter_pk: &str, live: u64) -> Result<bool, StoreError> {
+    async fn repair_count(&self, counter_pk: &str, partition: &str, max: u32) -> Result<bool, StoreError> {
         let Some(counter) = self.get(counter_pk, "COUNT").await? else { return Ok(false) };
         let observed = number(&counter, "live")?;
-        if observed <= live as i64 {
+        let live = self.count_live(partition).await?;
+        if live >= u64::from(max) || observed <= live as i64 {
             return Ok(false);
         }
         let repaired = self
@@ -454,11 +492,18 @@ impl ActivityStore for DynamoStore {
     }
 
     async fn recent_activity(&self, limit: usize, event_type: Option<EventType>) -> Result<Vec<ActivityEvent>, StoreError> {
-        let counters = self.get(COUNTERS_PK, ACTIVITY_COUNTERS_SK).await?.unwrap_or_default();
-        let mut days: Vec<String> = match counters.get("days") {
-            Some(AttributeValue::Ss(days)) => days.clone(),
-            _ => Vec::new(),
-        };
+        let mut days: Vec<String> = self
+            .counter_shards()
+            .await?
+            .iter()
+            .filter_map(|shard| match shard.get("days") {
+                Some(AttributeValue::Ss(days)) => Some(days.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         days.sort_unstable_by(|a, b| b.cmp(a));
         let mut events = Vec::with_capacity(limit);
         for day in days {
@@ -478,12 +523,17 @@ impl ActivityStore for DynamoStore {
     }
 
     async fn activity_totals(&self) -> Result<ActivityTotals, StoreError> {
-        let item = self.get(COUNTERS_PK, ACTIVITY_COUNTERS_SK).await?.unwrap_or_default();
-        let counters = item.into_iter().filter_map(|(name, value)| match value {
-            AttributeValue::N(number) => number.parse::<i64>().ok().map(|number| (name, number)),
-            _ => None,
-        });
-        Ok(ActivityTotals::from_counters(counters))
+        let mut sums = BTreeMap::<String, i64>::new();
+        for shard in self.counter_shards().await? {
+            for (name, value) in shard {
+                if let AttributeValue::N(number) = value
+                    && let Ok(number) = number.parse::<i64>()
+                {
+                    *sums.entry(name).or_default() += number;
+                }
+            }
+        }
+        Ok(ActivityTotals::from_counters(sums))
     }
 }
 
@@ -605,8 +655,7 @@ impl ConnectionStore for DynamoStore {
                     // The counter says full. It drifts up if connections expire without a
                     // disconnect: recount the live ones and repair it once before refusing.
                     repaired = true;
-                    let live = self.count_live(&format!("CONNECTION_IP#{}", record.client_ip)).await?;
-                    if live >= u64::from(max_per_ip) || !self.repair_count(&counter_pk, live).await? {
+                    if !self.repair_count(&counter_pk, &format!("CONNECTION_IP#{}", record.client_ip), max_per_ip).await? {
                         return Ok(Admission::TooManyFromIp { limit: max_per_ip });
                     }
                 }
@@ -763,6 +812,6 @@ impl StoreHealth for DynamoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.get(COUNTERS_PK, ACTIVITY_COUNTERS_SK).await.map(|_| ())
+        self.get(COUNTERS_PK, GRAPH_COUNTERS_SK).await.map(|_| ())
     }
 }

@@ -152,7 +152,8 @@ pub struct ConnectionPage {
 #[async_trait]
 pub trait ConnectionStore: Send + Sync + 'static {
     /// Records a connection unless its address already holds `max_per_ip` live ones. Safe under
-    /// concurrent admissions from one address: the limit is never exceeded (a race may refuse both).
+    /// concurrent admissions from one address: the limit is never exceeded. Conflicting admissions are
+    /// retried; one that keeps conflicting fails as unavailable rather than exceed the limit.
     async fn admit_connection(&self, record: &ConnectionRecord, max_per_ip: u32) -> Result<Admission, StoreError>;
 
     /// Forgets a connection; returns whether it was there.
