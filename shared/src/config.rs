@@ -85,6 +85,15 @@ pub struct Settings {
     #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub http_body_limit_bytes: u64,
 
+    /// Largest request body on the ingestion routes (`/api/v1/files/upload`, `/api/v1/ingest`), all
+    /// files together, in bytes (413 past it).
+    #[arg(long, env = "INGEST_MAX_REQUEST_BYTES", default_value_t = crate::lineage::limits::MAX_UPLOAD_BYTES as u64, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub ingest_max_request_bytes: u64,
+
+    /// Largest single file an ingestion accepts, in bytes (413 past it).
+    #[arg(long, env = "INGEST_MAX_FILE_BYTES", default_value_t = crate::lineage::limits::MAX_FILE_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ingest_max_file_bytes: u64,
+
     /// Seconds a request may take before it is abandoned and answered with 503 (`timeout`).
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub http_request_timeout_seconds: u64,

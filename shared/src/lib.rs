@@ -9,6 +9,8 @@
 //! * [`stats`]: dashboard and graph statistics computed from the store and live state.
 //! * [`realtime`]: the WebSocket message envelope, the client protocol and the [`Broadcaster`](realtime::Broadcaster) trait.
 //! * [`http`]: the axum routers, grouped by area, and the middleware every host applies.
+//! * [`lineage`]: SQL parsing and lineage extraction, free of any store.
+//! * [`knowledge`]: the knowledge base as a service: ingestion with live events, lineage walks, search.
 //! * [`restart`]: the [`Restarter`](restart::Restarter) trait the admin route drives.
 //! * [`telemetry`]: structured logging setup.
 //! * [`cloud`]: the Lambda host: the `@connections` broadcaster, the WebSocket events, the scheduled
@@ -22,6 +24,8 @@ pub mod cloud;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod knowledge;
+pub mod lineage;
 pub mod realtime;
 pub mod restart;
 pub mod stats;

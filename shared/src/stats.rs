@@ -157,7 +157,7 @@ impl StatsService {
         }
         let now = crate::time::now();
         let window = chrono::Duration::from_std(self.timing.trend_window).unwrap_or(chrono::Duration::hours(24));
-        let (counts, baseline) = tokio::join!(self.stores.graph.graph_counts(), self.stores.snapshots.baseline_snapshot(now - window));
+        let (counts, baseline) = tokio::join!(self.stores.lineage.graph_counts(), self.stores.snapshots.baseline_snapshot(now - window));
         let figures = StoreFigures { counts: counts?, baseline: baseline? };
         if !self.timing.cache_for.is_zero() {
             *cache = Some((Instant::now(), figures.clone()));

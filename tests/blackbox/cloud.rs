@@ -263,8 +263,8 @@ async fn every_function_documents_the_whole_http_api() {
     let node: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     let expected: BTreeSet<String> =
         paths(&node).into_iter().filter(|path| !path.contains("ws/dashboard") && !path.starts_with("/@connections")).collect();
-    assert_eq!(expected.len(), 10);
-    for function in ["tributary-admin", "tributary-activity"] {
+    assert_eq!(expected.len(), 16);
+    for function in ["tributary-admin", "tributary-activity", "tributary-ingest"] {
         let url = format!("http://127.0.0.1:{}/lambda-url/{function}/openapi.json", cloud.functions.port);
         let api: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
         assert_eq!(paths(&api), expected, "{function}");
@@ -329,4 +329,23 @@ async fn the_local_cloud_command_brings_up_a_cloud_shape_that_reaches_dashboards
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("reached a dashboard"), "{stdout}");
+}
+
+#[tokio::test]
+async fn an_ingestion_in_the_ingest_function_reaches_every_dashboard() {
+    let cloud = Cloud::start(&[]).await;
+    let mut dashboards = cloud.dashboards(2).await;
+    let body = json!({"files": [{"filename": "a.sql", "content": "CREATE TABLE a (x INT); CREATE VIEW v AS SELECT x FROM a;"}]});
+    let result: Value =
+        reqwest::Client::new().post(cloud.functions.url("/api/v1/ingest")).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(result["files_processed"], 1, "{result}");
+    for dashboard in &mut dashboards {
+        assert_eq!(dashboard.next_of_type("ingestion_started").await["data"]["ingestion_id"], result["ingestion_id"]);
+        assert_eq!(dashboard.next_of_type("ingestion_complete").await["data"]["total_nodes_created"], result["total_nodes_created"]);
+    }
+    // The stats function's next tick, computed from the shared table, shows the graph.
+    cloud.tick().await;
+    let stats = dashboards[0].next_of_type("stats_update").await;
+    assert_eq!(stats["data"]["totalNodes"], result["total_nodes_created"]);
+    assert_eq!(stats["data"]["filesProcessed"], 1);
 }

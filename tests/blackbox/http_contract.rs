@@ -55,29 +55,29 @@ async fn stats_are_real_counts_on_an_empty_store(kind: HostKind) {
 
 #[tokio::test]
 async fn stats_count_what_the_store_holds() {
-    // A graph written by another process straight into the SQLite file is what the stats report.
+    // Two days ago the graph had 2 nodes from 1 file: that snapshot, written straight into the SQLite
+    // file, is the trends' baseline.
     let node = TestNode::start().await;
-    {
-        let store = rusqlite::Connection::open(&node.db).unwrap();
-        store
-            .execute_batch(
-                "INSERT INTO files VALUES ('f1', 'p', 'a.sql', 'h1', 0), ('f2', 'p', 'b.sql', 'h2', 0);
-                 INSERT INTO graph_nodes VALUES ('n1', 'p', 'Table', 'raw.orders', 'f1'), ('n2', 'p', 'Table', 'raw.users', 'f1'),
-                                                ('n3', 'p', 'View', 'gold.sales', 'f2');
-                 INSERT INTO graph_edges VALUES ('e1', 'p', 'DERIVES', 'n1', 'n3'), ('e2', 'p', 'DERIVES', 'n2', 'n3');",
-            )
-            .unwrap();
-        // Two days ago the graph had 2 nodes from 1 file: that is the trends' baseline.
-        let two_days_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 2 * 86_400_000;
-        store.execute("INSERT INTO stats_snapshots VALUES (?1, 2, 0, 1)", [two_days_ago]).unwrap();
-    }
-    // Figures read before the insert may be reused for STATS_CACHE_MS; then the new ones show.
-    let stats = node.poll_json("/api/v1/stats", |stats| stats["totalNodes"] == 3).await;
-    assert_eq!(stats["totalEdges"], 2);
+    let two_days_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 2 * 86_400_000;
+    rusqlite::Connection::open(&node.db).unwrap().execute("INSERT INTO stats_snapshots VALUES (?1, 2, 0, 1)", [two_days_ago]).unwrap();
+    let files = json!({"files": [
+        {"filename": "a.sql", "content": "CREATE TABLE raw.orders (id INT); CREATE TABLE raw.users (id INT);"},
+        {"filename": "b.sql", "content": "CREATE VIEW gold.sales AS SELECT o.id FROM raw.orders o JOIN raw.users u ON u.id = o.id;"},
+    ]});
+    let result: Value = reqwest::Client::new().post(node.url("/api/v1/ingest")).json(&files).send().await.unwrap().json().await.unwrap();
+    assert_eq!(result["files_processed"], 2, "{result}");
+    let graph: Value = reqwest::get(node.url("/api/v1/graph/stats")).await.unwrap().json().await.unwrap();
+    // Two tables and a view, each with its `id` column; the view derives from both tables.
+    assert_eq!(graph["node_types"], json!({"Table": 2, "View": 1, "Column": 3}));
+    assert_eq!(graph["relationship_types"]["DERIVES"], 3, "{graph}");
+    assert_eq!(graph["relationship_types"]["CONTAINS"], 3, "{graph}");
+
+    let stats = node.poll_json("/api/v1/stats", |stats| stats["totalNodes"] == 6).await;
+    assert_eq!(stats["totalEdges"], graph["edges"]);
     assert_eq!(stats["filesProcessed"], 2);
     assert_eq!(stats["databaseTables"], 2);
-    assert_eq!(stats["nodeTypes"], json!({"Table": 2, "View": 1}));
-    assert_eq!(stats["trends"]["nodes"], json!({"value": 50.0, "isPositive": true}));
+    assert_eq!(stats["nodeTypes"], graph["node_types"]);
+    assert_eq!(stats["trends"]["nodes"], json!({"value": 200.0, "isPositive": true}));
     assert_eq!(stats["trends"]["files"], json!({"value": 100.0, "isPositive": true}));
     // The node keeps taking snapshots of its own for future trends.
     let snapshots =
@@ -87,8 +87,6 @@ async fn stats_count_what_the_store_holds() {
         assert!(std::time::Instant::now() < deadline, "the node stored no snapshot");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let graph: Value = reqwest::get(node.url("/api/v1/graph/stats")).await.unwrap().json().await.unwrap();
-    assert_eq!(graph["relationship_types"], json!({"DERIVES": 2}));
 }
 
 async fn the_websocket_config_points_at_this_host(kind: HostKind) {
@@ -116,6 +114,12 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
         ("/api/v1/metrics/activity", "get"),
         ("/api/v1/metrics/events", "get"),
         ("/api/v1/config/websocket", "get"),
+        ("/api/v1/files/upload", "post"),
+        ("/api/v1/ingest", "post"),
+        ("/api/v1/files", "get"),
+        ("/api/v1/files/stats", "get"),
+        ("/api/v1/lineage/{node}", "get"),
+        ("/api/v1/search", "get"),
         ("/admin/restart", "post"),
         ("/admin/restart", "options"),
         ("/admin/broadcast", "post"),
@@ -131,7 +135,9 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
     }
     let documented: usize = api["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(documented, expected.len(), "every documented operation is expected, and only those");
-    for schema in ["ErrorBody", "DashboardStats", "ServerMessage", "ActivityEvent", "HealthReport"] {
+    for schema in
+        ["ErrorBody", "DashboardStats", "ServerMessage", "ActivityEvent", "HealthReport", "IngestionResult", "LineageGraph", "GraphNode"]
+    {
         assert!(api["components"]["schemas"][schema].is_object(), "schema {schema} missing");
     }
 

@@ -31,5 +31,6 @@ mod activity;
 mod cloud;
 mod docs;
 mod http_contract;
+mod lineage;
 mod restart;
 mod websocket;

@@ -17,9 +17,9 @@ use serde_json::Value;
 use crate::PATIENCE;
 
 /// The functions of this workspace.
-pub const FUNCTIONS: [&str; 4] = ["tributary-activity", "tributary-admin", "tributary-ws", "tributary-stats"];
+pub const FUNCTIONS: [&str; 5] = ["tributary-activity", "tributary-admin", "tributary-ingest", "tributary-ws", "tributary-stats"];
 
-/// `cargo lambda watch` and the four functions behind it.
+/// `cargo lambda watch` and the functions behind it.
 pub struct TestFunctions {
     pub port: u16,
     watcher: Child,
@@ -29,7 +29,14 @@ pub struct TestFunctions {
 
 /// Which function serves an HTTP path (as the HTTP API in `template.yaml` routes it).
 pub fn function_for(path: &str) -> &'static str {
-    if path.starts_with("/api/v1/activity") || path.starts_with("/api/v1/metrics") { "tributary-activity" } else { "tributary-admin" }
+    const INGEST: [&str; 4] = ["/api/v1/files", "/api/v1/ingest", "/api/v1/lineage/", "/api/v1/search"];
+    if path.starts_with("/api/v1/activity") || path.starts_with("/api/v1/metrics") {
+        "tributary-activity"
+    } else if INGEST.iter().any(|prefix| path.starts_with(prefix)) {
+        "tributary-ingest"
+    } else {
+        "tributary-admin"
+    }
 }
 
 fn workspace_root() -> PathBuf {

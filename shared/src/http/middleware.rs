@@ -25,7 +25,6 @@ use tower::{Layer, ServiceExt};
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -42,7 +41,13 @@ const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     let settings = &state.settings;
     router
-        .layer(RequestBodyLimitLayer::new(usize::try_from(settings.http_body_limit_bytes).unwrap_or(usize::MAX)))
+        .layer(from_fn_with_state(
+            BodyLimits {
+                general: usize::try_from(settings.http_body_limit_bytes).unwrap_or(usize::MAX),
+                upload: usize::try_from(settings.ingest_max_request_bytes).unwrap_or(usize::MAX),
+            },
+            limit_body,
+        ))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout()))
         .layer(from_fn_with_state(cors(state), cors_for_browsers))
         .layer(from_fn(preflight_no_content))
@@ -128,6 +133,29 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
         .unwrap_or_else(|| "unknown panic".to_owned());
     ApiError::internal("http", anyhow::anyhow!("handler panicked: {message}")).into_response()
+}
+
+/// Paths whose bodies may reach `INGEST_MAX_REQUEST_BYTES` (uploads of SQL files); every other
+/// route takes at most `HTTP_BODY_LIMIT_BYTES`.
+pub const UPLOAD_PATHS: &[&str] = &["/api/v1/files/upload", "/api/v1/ingest"];
+
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    general: usize,
+    upload: usize,
+}
+
+/// Refuses a body declared larger than the route's limit (413) and caps one that is not declared,
+/// so extractors stop reading at the limit and answer 413 too.
+async fn limit_body(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    let limit = if UPLOAD_PATHS.contains(&request.uri().path()) { limits.upload } else { limits.general };
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::payload_too_large(format!("the request body is larger than the {limit} bytes this route accepts"))
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    next.run(Request::from_parts(parts, axum::body::Body::new(http_body_util::Limited::new(body, limit)))).await
 }
 
 /// Sets the request id for [`ApiError`] bodies, and rewrites any error response that is neither an

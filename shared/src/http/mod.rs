@@ -1,6 +1,6 @@
 //! HTTP: the routers, grouped by area, and the one function that turns them into an app.
 //!
-//! Each area ([`routes::activity`], [`routes::admin`], [`routes::stats`]) is an
+//! Each area ([`routes::activity`], [`routes::admin`], [`routes::lineage`], [`routes::stats`]) is an
 //! [`OpenApiRouter`] whose handlers carry their OpenAPI description, so the document cannot miss a
 //! route. A host merges the areas it serves (the node: all of them plus its WebSocket routes; a
 //! Lambda function: its own area) and calls [`into_app`], which adds the OpenAPI document, Swagger UI,
@@ -77,7 +77,7 @@ impl Deref for AppState {
 
 /// Every HTTP area the core defines (the node serves them all).
 pub fn all_routes() -> OpenApiRouter<AppState> {
-    routes::admin::router().merge(routes::stats::router()).merge(routes::activity::router())
+    routes::admin::router().merge(routes::stats::router()).merge(routes::activity::router()).merge(routes::lineage::router())
 }
 
 /// The OpenAPI document describing exactly `routes` (what `/openapi.json` serves for them).

@@ -70,3 +70,22 @@ pub trait Broadcaster: Send + Sync + 'static {
     /// Connections open right now.
     async fn connection_count(&self) -> Result<u64, BroadcastError>;
 }
+
+/// For hosts with no dashboards to tell (the CLI writing to a database file): every message reaches
+/// nobody, and that is not an error.
+pub struct NoListeners;
+
+#[async_trait]
+impl Broadcaster for NoListeners {
+    async fn broadcast(&self, _message: ServerMessage) -> Result<BroadcastReport, BroadcastError> {
+        Ok(BroadcastReport::default())
+    }
+
+    async fn send_to(&self, connection: &ConnectionId, _message: ServerMessage) -> Result<(), BroadcastError> {
+        Err(BroadcastError::UnknownConnection(connection.clone()))
+    }
+
+    async fn connection_count(&self) -> Result<u64, BroadcastError> {
+        Ok(0)
+    }
+}

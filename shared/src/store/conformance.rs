@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Admission, ConnectionRecord, StatsSnapshot, Stores};
+use std::collections::BTreeMap;
+
+use super::{Admission, ConnectionRecord, Direction, StatsSnapshot, StoreError, Stores};
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
+use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IngestWarning, NodeKind, StoredFile, search};
 use crate::realtime::ConnectionId;
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -81,7 +84,7 @@ pub async fn counters_stay_right_under_concurrent_writers(stores: &Stores) {
 }
 
 pub async fn an_empty_graph_counts_zero(stores: &Stores) {
-    let counts = stores.graph.graph_counts().await.unwrap();
+    let counts = stores.lineage.graph_counts().await.unwrap();
     assert_eq!((counts.nodes, counts.edges, counts.files), (0, 0, 0));
     assert!(counts.node_types.is_empty() && counts.relationship_types.is_empty());
 }
@@ -203,6 +206,474 @@ pub async fn the_store_answers_pings(stores: &Stores) {
     tokio::time::timeout(Duration::from_secs(5), stores.health.ping()).await.expect("ping in time").unwrap();
 }
 
+// ---------------------------------------------------------------------------------------------
+// The lineage knowledge base.
+
+fn file(project: &str, id: &str, content: &str, seconds: i64) -> FileRecord {
+    use sha2::Digest;
+    FileRecord {
+        id: id.to_owned(),
+        project_id: project.to_owned(),
+        filename: format!("{id}.sql"),
+        content_hash: sha2::Sha256::digest(content.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect(),
+        dialect: "ansi".to_owned(),
+        size_bytes: content.len() as u64,
+        ingested_at: at(seconds),
+        statements: 2,
+        nodes_created: 0,
+        edges_created: 0,
+        warnings: Vec::new(),
+    }
+}
+
+fn object(id: &str, kind: NodeKind, file: &str, line: u32) -> GraphNode {
+    let mut node = GraphNode::new(id, kind, id.rsplit('.').next().unwrap_or(id));
+    node.file = Some(file.to_owned());
+    node.line = Some(line);
+    node.properties.insert("definition".to_owned(), format!("CREATE {kind} {id} ...").into());
+    node
+}
+
+fn external(id: &str) -> GraphNode {
+    GraphNode::new(id, NodeKind::External, id)
+}
+
+fn column(parent: &str, name: &str, data_type: Option<&str>) -> GraphNode {
+    let mut node = GraphNode::new(format!("{parent}#{name}"), NodeKind::Column, name);
+    node.parent = Some(parent.to_owned());
+    if let Some(data_type) = data_type {
+        node.properties.insert("data_type".to_owned(), data_type.into());
+    }
+    node
+}
+
+fn edge(source: &str, kind: EdgeKind, target: &str, line: u32) -> GraphEdge {
+    let mut edge = GraphEdge::new(kind, source, target);
+    edge.properties.insert("line".to_owned(), line.into());
+    edge
+}
+
+fn chunk(file_id: &str, ordinal: u32, text: &str) -> Chunk {
+    Chunk {
+        id: format!("{file_id}:{ordinal}"),
+        file_id: file_id.to_owned(),
+        filename: format!("{file_id}.sql"),
+        start_line: ordinal * 10 + 1,
+        end_line: ordinal * 10 + 3,
+        object: None,
+        statement_kind: "SELECT".to_owned(),
+        text: text.to_owned(),
+    }
+}
+
+fn ids_of(nodes: &[GraphNode]) -> Vec<String> {
+    nodes.iter().map(|node| node.id.clone()).collect()
+}
+
+fn sorted_nodes(mut nodes: Vec<GraphNode>) -> Vec<GraphNode> {
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    nodes
+}
+
+fn edge_ids(mut edges: Vec<GraphEdge>) -> Vec<String> {
+    edges.sort_by(|a, b| a.id.cmp(&b.id));
+    edges.into_iter().map(|edge| edge.id).collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+fn type_counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(name, value)| ((*name).to_owned(), *value)).collect()
+}
+
+async fn node(stores: &Stores, project: &str, id: &str) -> Option<GraphNode> {
+    stores.lineage.get_nodes(project, &[id.to_owned()]).await.unwrap().into_iter().next()
+}
+
+/// A small warehouse file: a table loaded from an external source, its columns, a view on it.
+fn warehouse(project: &str, id: &str) -> (FileRecord, FileGraph) {
+    let mut record = file(project, id, "CREATE TABLE staging.orders ...; CREATE VIEW gold.sales ...", 0);
+    record.warnings.push(IngestWarning { line: 9, message: "unsupported statement skipped".to_owned() });
+    let sql = format!("{id}.sql");
+    let graph = FileGraph {
+        nodes: vec![
+            external("raw.orders"),
+            object("staging.orders", NodeKind::Table, &sql, 1),
+            column("staging.orders", "id", Some("INT")),
+            column("staging.orders", "amount", Some("DECIMAL(10,2)")),
+            object("gold.sales", NodeKind::View, &sql, 5),
+            // Met twice in one file: one node.
+            external("raw.orders"),
+        ],
+        edges: vec![
+            edge("staging.orders", EdgeKind::ReadsFrom, "raw.orders", 2),
+            edge("staging.orders", EdgeKind::Contains, "staging.orders#id", 1),
+            edge("staging.orders", EdgeKind::Contains, "staging.orders#amount", 1),
+            edge("gold.sales", EdgeKind::Derives, "staging.orders", 5),
+            // Found twice: one edge.
+            edge("gold.sales", EdgeKind::Derives, "staging.orders", 6),
+        ],
+        chunks: vec![
+            chunk(id, 0, "CREATE TABLE staging.orders (id INT, amount DECIMAL(10,2))"),
+            chunk(id, 1, "CREATE VIEW gold.sales AS SELECT SUM(amount) FROM staging.orders"),
+        ],
+    };
+    (record, graph)
+}
+
+pub async fn a_stored_file_reads_back_as_its_graph(stores: &Stores) {
+    let (record, graph) = warehouse("p1", "f1");
+    let stored = stores.lineage.store_file(&record, &graph).await.unwrap();
+    assert_eq!(stored, StoredFile::Stored { nodes_created: 5, edges_created: 4 });
+
+    let mut wanted = ids_of(&graph.nodes);
+    wanted.push("no.such.node".to_owned());
+    let nodes = sorted_nodes(stores.lineage.get_nodes("p1", &wanted).await.unwrap());
+    assert_eq!(nodes, sorted_nodes(graph.nodes[..5].to_vec()), "every node back as given; unknown ids skipped");
+    assert!(stores.lineage.get_nodes("p2", &wanted).await.unwrap().is_empty(), "another project holds none of them");
+
+    let upstream = stores.lineage.edges_of("p1", &strings(&["staging.orders"]), Direction::Upstream).await.unwrap();
+    assert_eq!(
+        edge_ids(upstream.clone()),
+        [
+            "staging.orders|CONTAINS|staging.orders#amount",
+            "staging.orders|CONTAINS|staging.orders#id",
+            "staging.orders|READS_FROM|raw.orders"
+        ]
+    );
+    let reads = upstream.iter().find(|edge| edge.kind == EdgeKind::ReadsFrom).unwrap();
+    assert_eq!(reads, &graph.edges[0], "an edge reads back with its properties");
+    let derives = stores.lineage.edges_of("p1", &strings(&["staging.orders"]), Direction::Downstream).await.unwrap();
+    assert_eq!(derives, vec![graph.edges[3].clone()], "the first of a repeated edge is kept");
+
+    let counts = stores.lineage.graph_counts().await.unwrap();
+    assert_eq!((counts.nodes, counts.edges, counts.files), (5, 4, 1));
+    assert_eq!(counts.node_types, type_counts(&[("Column", 2), ("External", 1), ("Table", 1), ("View", 1)]));
+    assert_eq!(counts.relationship_types, type_counts(&[("CONTAINS", 2), ("DERIVES", 1), ("READS_FROM", 1)]));
+
+    let listed = stores.lineage.list_files(Some("p1"), 10).await.unwrap();
+    assert_eq!(listed, vec![FileRecord { nodes_created: 5, edges_created: 4, ..record }], "the record, with what it created");
+}
+
+pub async fn the_same_content_is_stored_once_per_project(stores: &Stores) {
+    let (first, graph) = warehouse("p1", "f1");
+    stores.lineage.store_file(&first, &graph).await.unwrap();
+    let before = stores.lineage.graph_counts().await.unwrap();
+
+    // The same content again, under another id and with a graph that would add a node.
+    let mut again = first.clone();
+    again.id = "f2".to_owned();
+    again.ingested_at = at(60);
+    let (_, mut graph_again) = warehouse("p1", "f2");
+    graph_again.nodes.push(object("extra.table", NodeKind::Table, "f2.sql", 1));
+    let stored = stores.lineage.store_file(&again, &graph_again).await.unwrap();
+    assert_eq!(stored, StoredFile::Duplicate { existing_file_id: "f1".to_owned() });
+    assert_eq!(stores.lineage.graph_counts().await.unwrap(), before, "a duplicate changes no count");
+    assert_eq!(node(stores, "p1", "extra.table").await, None, "a duplicate writes nothing");
+    assert_eq!(ids_of_files(stores.lineage.list_files(None, 10).await.unwrap()), ["f1"]);
+    assert!(stores.lineage.search_chunks("p1", &strings(&["sales"]), 10).await.unwrap().iter().all(|hit| hit.chunk.file_id == "f1"));
+
+    // The same content in another project is that project's first copy.
+    let mut elsewhere = again.clone();
+    elsewhere.project_id = "p2".to_owned();
+    let stored = stores.lineage.store_file(&elsewhere, &graph_again).await.unwrap();
+    assert_eq!(stored, StoredFile::Stored { nodes_created: 6, edges_created: 4 });
+    assert_eq!(stores.lineage.graph_counts().await.unwrap().files, 2);
+}
+
+fn ids_of_files(files: Vec<FileRecord>) -> Vec<String> {
+    files.into_iter().map(|file| file.id).collect()
+}
+
+pub async fn definitions_replace_external_references_and_the_counts_follow(stores: &Stores) {
+    let f1 = FileGraph {
+        nodes: vec![object("gold.v", NodeKind::View, "f1.sql", 1), external("raw.orders")],
+        edges: vec![edge("gold.v", EdgeKind::Derives, "raw.orders", 1)],
+        chunks: vec![],
+    };
+    stores.lineage.store_file(&file("p1", "f1", "one", 1), &f1).await.unwrap();
+    assert_eq!(stores.lineage.graph_counts().await.unwrap().node_types, type_counts(&[("External", 1), ("View", 1)]));
+
+    // raw.orders is now defined; gold.v is only referenced, which changes nothing.
+    let definition = object("raw.orders", NodeKind::Table, "f2.sql", 3);
+    let f2 = FileGraph {
+        nodes: vec![definition.clone(), external("gold.v"), column("raw.orders", "id", Some("INT"))],
+        edges: vec![edge("raw.orders", EdgeKind::Contains, "raw.orders#id", 3), edge("gold.v", EdgeKind::Derives, "raw.orders", 9)],
+        chunks: vec![],
+    };
+    let stored = stores.lineage.store_file(&file("p1", "f2", "two", 2), &f2).await.unwrap();
+    assert_eq!(stored, StoredFile::Stored { nodes_created: 1, edges_created: 1 }, "only the column and its edge are new");
+    assert_eq!(node(stores, "p1", "raw.orders").await, Some(definition), "the definition replaces the external reference");
+    assert_eq!(node(stores, "p1", "gold.v").await, Some(f1.nodes[0].clone()), "a reference leaves a definition alone");
+    let kept = stores.lineage.edges_of("p1", &strings(&["gold.v"]), Direction::Upstream).await.unwrap();
+    assert_eq!(kept, f1.edges, "an edge met again keeps its first properties");
+    let counts = stores.lineage.graph_counts().await.unwrap();
+    assert_eq!((counts.nodes, counts.edges), (3, 2));
+    assert_eq!(counts.node_types, type_counts(&[("Column", 1), ("Table", 1), ("View", 1)]), "the count moved from External to Table");
+
+    // Defined again as a view: the newer definition, its kind changed; the column gains a property.
+    let redefinition = object("raw.orders", NodeKind::View, "f3.sql", 7);
+    let mut column_again = column("raw.orders", "id", Some("BIGINT"));
+    column_again.properties.insert("nullable".to_owned(), false.into());
+    let f3 = FileGraph { nodes: vec![redefinition.clone(), column_again], edges: vec![], chunks: vec![] };
+    let stored = stores.lineage.store_file(&file("p1", "f3", "three", 3), &f3).await.unwrap();
+    assert_eq!(stored, StoredFile::Stored { nodes_created: 0, edges_created: 0 });
+    assert_eq!(node(stores, "p1", "raw.orders").await, Some(redefinition));
+    let column = node(stores, "p1", "raw.orders#id").await.unwrap();
+    assert_eq!(column.properties.get("data_type"), Some(&"INT".into()), "a known property is kept");
+    assert_eq!(column.properties.get("nullable"), Some(&false.into()), "a new property is gained");
+    let counts = stores.lineage.graph_counts().await.unwrap();
+    assert_eq!((counts.nodes, counts.edges, counts.files), (3, 2, 3));
+    assert_eq!(counts.node_types, type_counts(&[("Column", 1), ("View", 2)]));
+    let mut objects = stores.lineage.object_index("p1").await.unwrap();
+    objects.sort();
+    assert_eq!(objects, [("gold.v".to_owned(), NodeKind::View), ("raw.orders".to_owned(), NodeKind::View)]);
+}
+
+pub async fn edges_are_found_in_both_directions(stores: &Stores) {
+    let graph = FileGraph {
+        nodes: ["a", "b", "c", "d", "ab"]
+            .iter()
+            .map(|id| object(id, NodeKind::Table, "f1.sql", 1))
+            .chain([column("a", "x", None)])
+            .collect(),
+        edges: vec![
+            edge("a", EdgeKind::ReadsFrom, "b", 1),
+            edge("a", EdgeKind::ReadsFrom, "c", 2),
+            edge("d", EdgeKind::Derives, "a", 3),
+            edge("a", EdgeKind::Contains, "a#x", 4),
+            // `ab` starts like `a`: its edges are not `a`'s.
+            edge("ab", EdgeKind::ReadsFrom, "b", 5),
+            edge("d", EdgeKind::Calls, "ab", 6),
+        ],
+        chunks: vec![],
+    };
+    stores.lineage.store_file(&file("p1", "f1", "edges", 1), &graph).await.unwrap();
+    let other = FileGraph {
+        nodes: vec![],
+        edges: vec![edge("a", EdgeKind::ReadsFrom, "z", 1), edge("q", EdgeKind::Derives, "a", 1)],
+        chunks: vec![],
+    };
+    stores.lineage.store_file(&file("p2", "g1", "edges elsewhere", 1), &other).await.unwrap();
+
+    let edges = |ids: &[&str], direction| {
+        let ids = strings(ids);
+        async move { edge_ids(stores.lineage.edges_of("p1", &ids, direction).await.unwrap()) }
+    };
+    assert_eq!(edges(&["a"], Direction::Upstream).await, ["a|CONTAINS|a#x", "a|READS_FROM|b", "a|READS_FROM|c"]);
+    assert_eq!(edges(&["a"], Direction::Downstream).await, ["d|DERIVES|a"]);
+    assert_eq!(edges(&["b", "c"], Direction::Downstream).await, ["ab|READS_FROM|b", "a|READS_FROM|b", "a|READS_FROM|c"]);
+    assert_eq!(edges(&["d", "d", "b"], Direction::Upstream).await, ["d|CALLS|ab", "d|DERIVES|a"], "each edge once, however often asked");
+    assert_eq!(edges(&["a#x"], Direction::Upstream).await, Vec::<String>::new());
+    assert_eq!(edges(&["a#x"], Direction::Downstream).await, ["a|CONTAINS|a#x"]);
+    assert_eq!(edges(&[], Direction::Upstream).await, Vec::<String>::new());
+}
+
+pub async fn the_object_index_lists_objects_but_not_columns(stores: &Stores) {
+    let graph = FileGraph {
+        nodes: vec![
+            object("dbo.t", NodeKind::Table, "f1.sql", 1),
+            column("dbo.t", "a", Some("INT")),
+            object("dbo.v", NodeKind::View, "f1.sql", 2),
+            column("dbo.v", "b", None),
+            object("dbo.m", NodeKind::MaterializedView, "f1.sql", 3),
+            object("dbo.p", NodeKind::FunctionOrProcedure, "f1.sql", 4),
+            external("ext.source"),
+            // A temporary table's id holds a `#`, yet it is an object.
+            object("#staging", NodeKind::Table, "f1.sql", 5),
+        ],
+        edges: vec![],
+        chunks: vec![],
+    };
+    stores.lineage.store_file(&file("p1", "f1", "objects", 1), &graph).await.unwrap();
+    let elsewhere = FileGraph { nodes: vec![object("other.t", NodeKind::Table, "g.sql", 1)], edges: vec![], chunks: vec![] };
+    stores.lineage.store_file(&file("p2", "g1", "objects elsewhere", 1), &elsewhere).await.unwrap();
+
+    let mut objects = stores.lineage.object_index("p1").await.unwrap();
+    objects.sort();
+    let expected = [
+        ("#staging", NodeKind::Table),
+        ("dbo.m", NodeKind::MaterializedView),
+        ("dbo.p", NodeKind::FunctionOrProcedure),
+        ("dbo.t", NodeKind::Table),
+        ("dbo.v", NodeKind::View),
+        ("ext.source", NodeKind::External),
+    ];
+    assert_eq!(objects, expected.map(|(id, kind)| (id.to_owned(), kind)));
+    assert!(stores.lineage.object_index("p3").await.unwrap().is_empty());
+}
+
+pub async fn files_list_newest_first_per_project_and_overall(stores: &Stores) {
+    for (project, id, seconds) in [("p1", "a", 10), ("p2", "c", 20), ("p1", "b", 30), ("p2", "d", 40)] {
+        let graph = FileGraph { nodes: vec![object(&format!("t.{id}"), NodeKind::Table, "x.sql", 1)], edges: vec![], chunks: vec![] };
+        stores.lineage.store_file(&file(project, id, id, seconds), &graph).await.unwrap();
+    }
+    let list = |project: Option<&'static str>, limit| async move { ids_of_files(stores.lineage.list_files(project, limit).await.unwrap()) };
+    assert_eq!(list(Some("p1"), 10).await, ["b", "a"]);
+    assert_eq!(list(Some("p2"), 1).await, ["d"]);
+    assert_eq!(list(None, 10).await, ["d", "b", "c", "a"]);
+    assert_eq!(list(None, 3).await, ["d", "b", "c"]);
+    assert_eq!(list(Some("p3"), 10).await, Vec::<String>::new());
+    let newest = &stores.lineage.list_files(None, 1).await.unwrap()[0];
+    assert_eq!((newest.project_id.as_str(), newest.ingested_at, newest.nodes_created), ("p2", at(40), 1));
+}
+
+pub async fn search_ranks_by_bm25_and_stays_in_its_project(stores: &Stores) {
+    let texts = [
+        // Six tokens, "customer" three times.
+        "SELECT customer, customer, customer FROM sales",
+        // Six tokens, "customer" once.
+        "SELECT customer, region, amount FROM sales",
+        // Three tokens, "customer" once.
+        "SELECT customer FROM s",
+        // Seven tokens, "customer" once, as a piece of `DimCustomer`.
+        "SELECT key FROM dbo.DimCustomer",
+        "INSERT INTO audit_log VALUES (1)",
+        "CREATE TABLE inventory (sku INT)",
+        "UPDATE pricing SET price = 2",
+        "DELETE FROM sessions WHERE expired",
+        "CREATE VIEW totals AS SELECT SUM(price) FROM pricing",
+        "TRUNCATE TABLE scratch",
+        "INSERT INTO warehouse.stock SELECT * FROM inventory",
+        "CREATE INDEX by_sku ON inventory (sku)",
+        "DROP VIEW legacy_report",
+    ];
+    let graph =
+        FileGraph { nodes: vec![], edges: vec![], chunks: texts.iter().enumerate().map(|(n, text)| chunk("f1", n as u32, text)).collect() };
+    stores.lineage.store_file(&file("p1", "f1", "search", 1), &graph).await.unwrap();
+    let noise =
+        FileGraph { nodes: vec![], edges: vec![], chunks: vec![chunk("g1", 0, "SELECT customer customer customer customer FROM c")] };
+    stores.lineage.store_file(&file("p2", "g1", "search elsewhere", 1), &noise).await.unwrap();
+
+    let hits = stores.lineage.search_chunks("p1", &strings(&["customer"]), 10).await.unwrap();
+    let ranked: Vec<&str> = hits.iter().map(|hit| hit.chunk.id.as_str()).collect();
+    assert_eq!(ranked.len(), 4, "every chunk of the project with the term, and none of another project: {ranked:?}");
+    let rank = |id: &str| ranked.iter().position(|hit| *hit == id).unwrap();
+    assert!(rank("f1:0") < rank("f1:1"), "more mentions in as long a chunk rank higher: {ranked:?}");
+    assert!(rank("f1:2") < rank("f1:1"), "a mention in a shorter chunk ranks higher: {ranked:?}");
+    assert!(rank("f1:1") < rank("f1:3"), "a mention in a longer chunk ranks lower: {ranked:?}");
+    assert!(hits.iter().all(|hit| hit.score > 0.0), "scores are positive");
+    assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score), "best first");
+    assert_eq!(hits[rank("f1:3")].chunk, graph.chunks[3], "a hit carries its whole chunk");
+
+    // Both terms in one chunk beat either alone; the whole identifier finds only itself.
+    let hits = stores.lineage.search_chunks("p1", &strings(&["customer", "region"]), 2).await.unwrap();
+    assert_eq!(hits.len(), 2, "at most the limit");
+    assert_eq!(hits[0].chunk.id, "f1:1");
+    let hits = stores.lineage.search_chunks("p1", &search::query_terms("DimCustomer"), 10).await.unwrap();
+    assert_eq!(hits[0].chunk.id, "f1:3", "the exact identifier ranks first");
+    let hits = stores.lineage.search_chunks("p1", &strings(&["dimcustomer"]), 10).await.unwrap();
+    assert_eq!(hits.iter().map(|hit| hit.chunk.id.as_str()).collect::<Vec<_>>(), ["f1:3"]);
+
+    let elsewhere = stores.lineage.search_chunks("p2", &strings(&["customer"]), 10).await.unwrap();
+    assert_eq!(elsewhere.iter().map(|hit| hit.chunk.id.as_str()).collect::<Vec<_>>(), ["g1:0"]);
+    assert!(stores.lineage.search_chunks("p1", &strings(&["nowhere"]), 10).await.unwrap().is_empty());
+    assert!(stores.lineage.search_chunks("p1", &[], 10).await.unwrap().is_empty());
+}
+
+pub async fn long_ids_are_stored_and_found(stores: &Stores) {
+    // Sort keys hold 1,024 bytes on DynamoDB: an edge between two long ids passes that.
+    let (source, target) = (format!("db.{}", "s".repeat(600)), format!("db.{}#{}", "t".repeat(300), "c".repeat(400)));
+    let graph = FileGraph {
+        nodes: vec![object(&source, NodeKind::Table, "f1.sql", 1), column(&target[..304], &"c".repeat(400), None)],
+        edges: vec![edge(&source, EdgeKind::Derives, &target, 1)],
+        chunks: vec![],
+    };
+    let stored = stores.lineage.store_file(&file("p1", "f1", "long", 1), &graph).await.unwrap();
+    assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 1 });
+    assert_eq!(stores.lineage.edges_of("p1", std::slice::from_ref(&source), Direction::Upstream).await.unwrap(), graph.edges);
+    assert_eq!(stores.lineage.edges_of("p1", std::slice::from_ref(&target), Direction::Downstream).await.unwrap(), graph.edges);
+    // Met again: the same edge, not a second one.
+    let again =
+        stores.lineage.store_file(&file("p1", "f2", "long again", 2), &FileGraph { chunks: vec![], ..graph.clone() }).await.unwrap();
+    assert_eq!(again, StoredFile::Stored { nodes_created: 0, edges_created: 0 });
+    assert_eq!(stores.lineage.graph_counts().await.unwrap().edges, 1);
+}
+
+/// A first file, and a second one that upgrades its external reference, adds nodes, edges and
+/// chunks, and collides with it on the file record (same id, same time), so its store fails last.
+fn colliding_files() -> ((FileRecord, FileGraph), (FileRecord, FileGraph)) {
+    let first = FileGraph {
+        nodes: vec![object("gold.v", NodeKind::View, "f1.sql", 1), external("raw.orders")],
+        edges: vec![edge("gold.v", EdgeKind::Derives, "raw.orders", 1)],
+        chunks: vec![chunk("f1", 0, "CREATE VIEW gold.v AS SELECT * FROM raw.orders")],
+    };
+    let second = FileGraph {
+        nodes: vec![
+            object("raw.orders", NodeKind::Table, "f1.sql", 1),
+            object("staging.shipments", NodeKind::Table, "f1.sql", 4),
+            column("staging.shipments", "carrier", Some("TEXT")),
+        ],
+        edges: vec![
+            edge("staging.shipments", EdgeKind::ReadsFrom, "raw.orders", 5),
+            edge("staging.shipments", EdgeKind::Contains, "staging.shipments#carrier", 4),
+        ],
+        chunks: vec![chunk("f1", 7, "INSERT INTO staging.shipments SELECT carrier FROM raw.orders")],
+    };
+    ((file("p1", "f1", "first", 100), first), (file("p1", "f1", "second", 100), second))
+}
+
+pub async fn a_failed_store_leaves_nothing_behind(stores: &Stores) {
+    let ((first, first_graph), (second, second_graph)) = colliding_files();
+    stores.lineage.store_file(&first, &first_graph).await.unwrap();
+    let counts = stores.lineage.graph_counts().await.unwrap();
+    let objects = stores.lineage.object_index("p1").await.unwrap();
+
+    let failed = stores.lineage.store_file(&second, &second_graph).await;
+    assert!(failed.is_err(), "a second record under the same key is refused: {failed:?}");
+    assert_eq!(stores.lineage.graph_counts().await.unwrap(), counts, "no count of the failed file");
+    assert_eq!(node(stores, "p1", "raw.orders").await, Some(external("raw.orders")), "an upgraded node is put back");
+    assert_eq!(node(stores, "p1", "staging.shipments").await, None, "a new node is gone");
+    assert_eq!(node(stores, "p1", "staging.shipments#carrier").await, None);
+    assert!(stores.lineage.edges_of("p1", &strings(&["staging.shipments"]), Direction::Upstream).await.unwrap().is_empty());
+    assert_eq!(stores.lineage.edges_of("p1", &strings(&["raw.orders"]), Direction::Downstream).await.unwrap(), first_graph.edges);
+    assert_eq!(stores.lineage.object_index("p1").await.unwrap(), objects);
+    assert!(stores.lineage.search_chunks("p1", &strings(&["shipments", "carrier"]), 10).await.unwrap().is_empty(), "no chunk");
+    assert_eq!(stores.lineage.list_files(Some("p1"), 10).await.unwrap().len(), 1);
+
+    // Its content is not claimed: stored under its own id, it goes in.
+    let mut retried = second.clone();
+    retried.id = "f2".to_owned();
+    let mut retried_graph = second_graph.clone();
+    retried_graph.chunks = vec![chunk("f2", 0, &second_graph.chunks[0].text)];
+    let stored = stores.lineage.store_file(&retried, &retried_graph).await.unwrap();
+    assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 2 });
+    let counts = stores.lineage.graph_counts().await.unwrap();
+    assert_eq!((counts.nodes, counts.edges, counts.files), (4, 3, 2));
+    assert_eq!(counts.node_types, type_counts(&[("Column", 1), ("Table", 2), ("View", 1)]));
+    assert_eq!(stores.lineage.search_chunks("p1", &strings(&["carrier"]), 10).await.unwrap()[0].chunk.id, "f2:0");
+}
+
+pub async fn concurrent_stores_of_the_same_content_store_it_once(stores: &Stores) {
+    let (_, graph) = warehouse("p1", "f0");
+    let attempts: Vec<_> = (0..4)
+        .map(|n| {
+            let lineage = stores.lineage.clone();
+            let (record, mut graph) = (file("p1", &format!("f{n}"), "the same SQL", n), graph.clone());
+            graph.chunks = vec![chunk(&record.id, 0, "CREATE TABLE staging.orders (id INT)")];
+            tokio::spawn(async move { (record.id.clone(), lineage.store_file(&record, &graph).await.unwrap()) })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.unwrap());
+    }
+    let winners: Vec<&String> =
+        outcomes.iter().filter(|(_, stored)| matches!(stored, StoredFile::Stored { .. })).map(|(id, _)| id).collect();
+    assert_eq!(winners.len(), 1, "exactly one store wins: {outcomes:?}");
+    for (id, stored) in &outcomes {
+        if id != winners[0] {
+            assert_eq!(stored, &StoredFile::Duplicate { existing_file_id: winners[0].clone() });
+        }
+    }
+    let counts = stores.lineage.graph_counts().await.unwrap();
+    assert_eq!((counts.nodes, counts.edges, counts.files), (5, 4, 1));
+    assert_eq!(ids_of_files(stores.lineage.list_files(None, 10).await.unwrap()), [winners[0].clone()]);
+    assert_eq!(stores.lineage.search_chunks("p1", &strings(&["orders"]), 10).await.unwrap().len(), 1);
+}
+
 /// Expands to the whole suite for one backend.
 /// Expands to the whole suite for one backend. The factory gives `Some((stores, guard))`, or
 /// `None` when the backend is not available here (the test then says so and passes, unless
@@ -233,6 +704,16 @@ macro_rules! conformance_suite {
             case!(connections_list_page_by_page_and_skip_expired_ones);
             case!(connection_records_round_trip_and_acknowledge);
             case!(the_store_answers_pings);
+            case!(a_stored_file_reads_back_as_its_graph);
+            case!(the_same_content_is_stored_once_per_project);
+            case!(definitions_replace_external_references_and_the_counts_follow);
+            case!(edges_are_found_in_both_directions);
+            case!(the_object_index_lists_objects_but_not_columns);
+            case!(files_list_newest_first_per_project_and_overall);
+            case!(search_ranks_by_bm25_and_stays_in_its_project);
+            case!(a_failed_store_leaves_nothing_behind);
+            case!(concurrent_stores_of_the_same_content_store_it_once);
+            case!(long_ids_are_stored_and_found);
         }
     };
 }
@@ -245,6 +726,10 @@ async fn fresh_sqlite() -> Option<(Stores, tempfile::TempDir)> {
 
 /// A fresh table on the local DynamoDB-compatible server named by `TRIBUTARY_TEST_DYNAMODB_ENDPOINT`.
 async fn fresh_dynamodb() -> Option<(Stores, ())> {
+    Some((Stores::dynamodb(fresh_dynamo_store().await?), ()))
+}
+
+async fn fresh_dynamo_store() -> Option<super::DynamoStore> {
     let Ok(endpoint) = std::env::var("TRIBUTARY_TEST_DYNAMODB_ENDPOINT") else {
         assert!(
             std::env::var_os("TRIBUTARY_REQUIRE_DYNAMODB").is_none(),
@@ -263,8 +748,99 @@ async fn fresh_dynamodb() -> Option<(Stores, ())> {
     let table = format!("conformance-{}", uuid::Uuid::new_v4().simple());
     let store = super::DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
     store.create_table_if_missing().await.expect("creating the test table");
-    Some((Stores::dynamodb(store), ()))
+    Some(store)
 }
 
 conformance_suite!(sqlite, fresh_sqlite());
 conformance_suite!(dynamodb, fresh_dynamodb());
+
+/// Tests of one backend's own failure paths.
+mod sqlite_only {
+    use super::*;
+
+    /// A chunk id already taken makes the last writes of the transaction fail: nothing of the file stays.
+    #[tokio::test]
+    async fn a_write_failing_late_in_the_transaction_rolls_back_the_whole_file() {
+        let (stores, _folder) = fresh_sqlite().await.unwrap();
+        let ((first, first_graph), (mut second, mut second_graph)) = colliding_files();
+        stores.lineage.store_file(&first, &first_graph).await.unwrap();
+        let counts = stores.lineage.graph_counts().await.unwrap();
+        second.id = "f2".to_owned();
+        let mut taken = first_graph.chunks[0].clone();
+        taken.file_id = "f2".to_owned();
+        second_graph.chunks = vec![chunk("f2", 0, "SELECT carrier FROM raw.orders"), taken];
+        let failed = stores.lineage.store_file(&second, &second_graph).await;
+        assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
+        assert_eq!(stores.lineage.graph_counts().await.unwrap(), counts);
+        assert_eq!(node(&stores, "p1", "raw.orders").await, Some(external("raw.orders")));
+        assert_eq!(node(&stores, "p1", "staging.shipments").await, None);
+        assert_eq!(ids_of_files(stores.lineage.list_files(None, 10).await.unwrap()), ["f1"]);
+        assert!(stores.lineage.search_chunks("p1", &strings(&["carrier"]), 10).await.unwrap().is_empty());
+    }
+}
+
+mod dynamodb_only {
+    use super::*;
+    use crate::store::dynamo::{Attempt, Claim};
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    /// A store that dies between its writes and its commit leaves a pending claim and its items; the
+    /// next attempt at the same content, once the claim is stale, undoes them and stores the file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crashed_store_is_undone_by_the_next_attempt_at_its_content() {
+        let Some(store) = fresh_dynamo_store().await else { return };
+        let stores = Stores::dynamodb(store.clone());
+        let ((first, first_graph), (mut crashed, mut graph)) = colliding_files();
+        stores.lineage.store_file(&first, &first_graph).await.unwrap();
+        crashed.id = "f2".to_owned();
+        graph.chunks = vec![chunk("f2", 0, "INSERT INTO staging.shipments SELECT carrier FROM raw.orders")];
+
+        // The crash: everything but the commit, and no undo.
+        assert_eq!(store.claim(&crashed).await.unwrap(), Claim::Claimed);
+        store.write_items(&Attempt::new(&crashed), &crashed, &graph).await.unwrap();
+        assert_eq!(node(&stores, "p1", "raw.orders").await.unwrap().kind, NodeKind::Table, "uncommitted writes are visible");
+        let counts = stores.lineage.graph_counts().await.unwrap();
+        assert_eq!((counts.nodes, counts.files), (2, 1), "but not counted");
+
+        // Some time later, the claim is stale.
+        let stale = crate::time::now().timestamp_millis() - 16 * 60 * 1000;
+        store
+            .client()
+            .update_item()
+            .table_name(store.table())
+            .key("pk", AttributeValue::S("PROJECT#p1".to_owned()))
+            .key("sk", AttributeValue::S(format!("HASH#{}", crashed.content_hash)))
+            .update_expression("SET started_at = :stale")
+            .expression_attribute_values(":stale", AttributeValue::N(stale.to_string()))
+            .send()
+            .await
+            .unwrap();
+
+        let mut retried = crashed.clone();
+        retried.id = "f3".to_owned();
+        graph.chunks = vec![chunk("f3", 0, &graph.chunks[0].text)];
+        let stored = stores.lineage.store_file(&retried, &graph).await.unwrap();
+        assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 2 }, "counted as if the crash never happened");
+        let counts = stores.lineage.graph_counts().await.unwrap();
+        assert_eq!((counts.nodes, counts.edges, counts.files), (4, 3, 2));
+        assert_eq!(counts.node_types, type_counts(&[("Column", 1), ("Table", 2), ("View", 1)]), "External moved to Table once");
+        let hits = stores.lineage.search_chunks("p1", &strings(&["carrier"]), 10).await.unwrap();
+        assert_eq!(hits.iter().map(|hit| hit.chunk.id.as_str()).collect::<Vec<_>>(), ["f3:0"], "the crashed chunk is gone");
+        let logs = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :undo)")
+            .expression_attribute_values(":pk", AttributeValue::S("PROJECT#p1".to_owned()))
+            .expression_attribute_values(":undo", AttributeValue::S("UNDO#".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logs.count, 0, "no undo log is left");
+        let mut again = crashed.clone();
+        again.id = "f4".to_owned();
+        let duplicate = stores.lineage.store_file(&again, &FileGraph { chunks: vec![], ..graph }).await.unwrap();
+        assert_eq!(duplicate, StoredFile::Duplicate { existing_file_id: "f3".to_owned() });
+    }
+}

@@ -22,6 +22,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
+pub use crate::lineage::Direction;
+use crate::lineage::{Chunk, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
 pub use dynamo::DynamoStore;
@@ -72,10 +74,249 @@ pub struct GraphCounts {
     pub relationship_types: BTreeMap<String, u64>,
 }
 
-/// Read access to the lineage graph's size. (Writing it arrives with ingestion.)
+/// A chunk found by full-text search, with its BM25 score (higher is better).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub chunk: Chunk,
+    pub score: f64,
+}
+
+/// The lineage knowledge base: ingested files, the graph they make, and their searchable chunks.
+///
+/// The graph of a project is the merge of what its files contributed. Storing a file is all or
+/// nothing, and merges by id:
+///
+/// * a new node or edge is inserted and counted;
+/// * an `External` node that a file now defines takes the defined kind, name, place and
+///   properties (the counts move from `External` to that kind);
+/// * a defined object defined again takes the newer definition (its kind may change);
+/// * a node met again as `External`, or an edge met again, is left as it is;
+/// * a column met again gains the properties (and the parent, file and line) it did not have.
+///
+/// Repeats within one file are merged by the same rules first. A file whose graph breaks the model's
+/// invariants (a node id that is empty or contains `|`, an edge id other than
+/// `<source>|<KIND>|<target>`, a chunk of another file or a repeated chunk id) is refused whole.
 #[async_trait]
-pub trait GraphStore: Send + Sync + 'static {
+pub trait LineageStore: Send + Sync + 'static {
+    /// Counts over every project: nodes and edges by type, and files.
     async fn graph_counts(&self) -> Result<GraphCounts, StoreError>;
+
+    /// Stores `file` with its graph and chunks, unless the project already holds a file with the same
+    /// `content_hash` (then nothing is written). Either everything is stored or nothing is: a failure
+    /// leaves no node, edge, chunk or count of this file behind. `file.nodes_created` and
+    /// `file.edges_created` are filled in by the store, and `file.ingested_at` is kept to the
+    /// millisecond.
+    async fn store_file(&self, file: &FileRecord, graph: &FileGraph) -> Result<StoredFile, StoreError>;
+
+    /// Ingested files, newest first, of one project or of all; at most `limit`.
+    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
+
+    /// Every node of the project that is not a column: ids and kinds, for name resolution.
+    async fn object_index(&self, project: &str) -> Result<Vec<(String, NodeKind)>, StoreError>;
+
+    /// The nodes with these ids (unknown ids are skipped), in any order.
+    async fn get_nodes(&self, project: &str, ids: &[String]) -> Result<Vec<GraphNode>, StoreError>;
+
+    /// The edges leaving (`Upstream`) or entering (`Downstream`) any of `ids`, of every kind.
+    async fn edges_of(&self, project: &str, ids: &[String], direction: Direction) -> Result<Vec<GraphEdge>, StoreError>;
+
+    /// The project's chunks best matching `terms` (already tokenized by
+    /// [`crate::lineage::search::tokenize`]), ranked by BM25 (k1 = 1.2, b = 0.75), at most `limit`.
+    async fn search_chunks(&self, project: &str, terms: &[String], limit: usize) -> Result<Vec<SearchHit>, StoreError>;
+}
+
+/// How storing a file changes a project's graph: the merge rules of [`LineageStore`], written once
+/// so that every backend merges alike.
+pub(crate) mod merge {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
+    use anyhow::anyhow;
+
+    use super::StoreError;
+    use crate::lineage::{EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, edge_id};
+
+    /// What is stored under `incoming`'s id after it is merged into `stored` (`None`: nothing stored
+    /// yet), or `None` when what is stored stays exactly as it is.
+    pub fn merge_node(stored: Option<&GraphNode>, incoming: &GraphNode) -> Option<GraphNode> {
+        let Some(stored) = stored else { return Some(incoming.clone()) };
+        let merged = if incoming.kind.is_defined_object() {
+            // A definition wins over an external reference, and a newer definition over an older one.
+            incoming.clone()
+        } else if incoming.kind == NodeKind::Column && stored.kind == NodeKind::Column {
+            // A column met again gains what it did not have.
+            let mut merged = stored.clone();
+            for (key, value) in &incoming.properties {
+                merged.properties.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+            merged.parent = merged.parent.or_else(|| incoming.parent.clone());
+            if merged.file.is_none() {
+                merged.file.clone_from(&incoming.file);
+                merged.line = merged.line.or(incoming.line);
+            }
+            merged
+        } else {
+            // Met again as an external reference (or a column under an object's id): left as it is.
+            return None;
+        };
+        (merged != *stored).then_some(merged)
+    }
+
+    /// A file's nodes with one per id, each the merge of its occurrences in the file, in first-seen
+    /// order.
+    pub fn fold_nodes(nodes: &[GraphNode]) -> Vec<GraphNode> {
+        let mut order = Vec::new();
+        let mut folded: HashMap<&str, GraphNode> = HashMap::new();
+        for node in nodes {
+            match folded.get(node.id.as_str()) {
+                Some(earlier) => {
+                    if let Some(merged) = merge_node(Some(earlier), node) {
+                        folded.insert(&node.id, merged);
+                    }
+                }
+                None => {
+                    order.push(node.id.as_str());
+                    folded.insert(&node.id, node.clone());
+                }
+            }
+        }
+        order.into_iter().filter_map(|id| folded.remove(id)).collect()
+    }
+
+    /// A file's edges with one per id (the first one found), in order.
+    pub fn fold_edges(edges: &[GraphEdge]) -> Vec<GraphEdge> {
+        let mut seen = HashSet::new();
+        edges.iter().filter(|edge| seen.insert(edge.id.as_str())).cloned().collect()
+    }
+
+    /// Refuses a file whose graph breaks the model's invariants, before anything is written: node ids
+    /// are non-empty and never contain `|` (edge ids and the DynamoDB keys rely on it), an edge's id
+    /// is `<source>|<KIND>|<target>`, chunks belong to the file and have distinct ids.
+    pub fn validate(file: &FileRecord, graph: &FileGraph) -> Result<(), StoreError> {
+        let invalid = |what: String| Err(StoreError::Internal(anyhow!("file {} cannot be stored: {what}", file.id)));
+        if file.id.is_empty() || file.project_id.is_empty() || file.content_hash.is_empty() {
+            return invalid("its id, project and content hash must not be empty".to_owned());
+        }
+        let bad_id = |id: &str| id.is_empty() || id.contains('|');
+        if let Some(node) = graph.nodes.iter().find(|node| bad_id(&node.id)) {
+            return invalid(format!("node id {:?} is empty or contains `|`", node.id));
+        }
+        for edge in &graph.edges {
+            if bad_id(&edge.source) || bad_id(&edge.target) || edge.id != edge_id(&edge.source, edge.kind, &edge.target) {
+                return invalid(format!("edge {:?} does not match its source, kind and target", edge.id));
+            }
+        }
+        let mut chunk_ids = HashSet::new();
+        for chunk in &graph.chunks {
+            if chunk.file_id != file.id {
+                return invalid(format!("chunk {:?} belongs to file {:?}", chunk.id, chunk.file_id));
+            }
+            if chunk.id.is_empty() || !chunk_ids.insert(chunk.id.as_str()) {
+                return invalid(format!("chunk id {:?} is empty or repeated", chunk.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The record as stored: the time kept to the millisecond (as every backend reads it back), and
+    /// the created counts filled in.
+    pub fn stored_record(file: &FileRecord, delta: &GraphDelta) -> FileRecord {
+        let ingested_at = chrono::DateTime::from_timestamp_millis(file.ingested_at.timestamp_millis()).unwrap_or(file.ingested_at);
+        FileRecord { ingested_at, nodes_created: delta.nodes_created, edges_created: delta.edges_created, ..file.clone() }
+    }
+
+    /// What one file adds to the graph counters.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct GraphDelta {
+        pub nodes_created: u64,
+        pub edges_created: u64,
+        pub node_kinds: BTreeMap<NodeKind, i64>,
+        pub edge_kinds: BTreeMap<EdgeKind, i64>,
+    }
+
+    impl GraphDelta {
+        pub fn node_inserted(&mut self, kind: NodeKind) {
+            self.nodes_created += 1;
+            *self.node_kinds.entry(kind).or_default() += 1;
+        }
+
+        pub fn node_changed(&mut self, from: NodeKind, to: NodeKind) {
+            if from != to {
+                *self.node_kinds.entry(from).or_default() -= 1;
+                *self.node_kinds.entry(to).or_default() += 1;
+            }
+        }
+
+        pub fn edge_inserted(&mut self, kind: EdgeKind) {
+            self.edges_created += 1;
+            *self.edge_kinds.entry(kind).or_default() += 1;
+        }
+
+        /// The non-zero increments of the graph counters (`nodes`, `edges`, `files`, `node:<Kind>`,
+        /// `edge:<KIND>`) for this file, which is one more file.
+        pub fn counter_increments(&self) -> Vec<(String, i64)> {
+            let mut increments = vec![
+                ("files".to_owned(), 1),
+                ("nodes".to_owned(), self.nodes_created as i64),
+                ("edges".to_owned(), self.edges_created as i64),
+            ];
+            increments.extend(self.node_kinds.iter().map(|(kind, by)| (format!("node:{kind}"), *by)));
+            increments.extend(self.edge_kinds.iter().map(|(kind, by)| (format!("edge:{kind}"), *by)));
+            increments.retain(|(_, by)| *by != 0);
+            increments
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn node(id: &str, kind: NodeKind) -> GraphNode {
+            GraphNode::new(id, kind, id)
+        }
+
+        #[test]
+        fn definitions_win_and_external_references_change_nothing() {
+            let external = node("raw.orders", NodeKind::External);
+            let mut table = node("raw.orders", NodeKind::Table);
+            table.file = Some("a.sql".into());
+            assert_eq!(merge_node(None, &external), Some(external.clone()));
+            assert_eq!(merge_node(Some(&external), &table), Some(table.clone()));
+            assert_eq!(merge_node(Some(&table), &external), None);
+            assert_eq!(merge_node(Some(&table), &table), None, "the same definition again writes nothing");
+            let view = node("raw.orders", NodeKind::View);
+            assert_eq!(merge_node(Some(&table), &view), Some(view));
+        }
+
+        #[test]
+        fn columns_gain_what_they_lacked() {
+            let mut stored = node("t#c", NodeKind::Column);
+            stored.properties.insert("data_type".into(), "INT".into());
+            let mut incoming = node("t#c", NodeKind::Column);
+            incoming.properties.insert("data_type".into(), "BIGINT".into());
+            incoming.properties.insert("nullable".into(), false.into());
+            incoming.file = Some("b.sql".into());
+            incoming.line = Some(3);
+            let merged = merge_node(Some(&stored), &incoming).unwrap();
+            assert_eq!(merged.properties["data_type"], "INT");
+            assert_eq!(merged.properties["nullable"], false);
+            assert_eq!((merged.file.as_deref(), merged.line), (Some("b.sql"), Some(3)));
+            assert_eq!(merge_node(Some(&merged), &incoming), None);
+        }
+
+        #[test]
+        fn a_file_folds_its_repeats() {
+            let folded = fold_nodes(&[node("x", NodeKind::External), node("y", NodeKind::Table), node("x", NodeKind::View)]);
+            assert_eq!(folded.iter().map(|n| (n.id.as_str(), n.kind)).collect::<Vec<_>>(), [("x", NodeKind::View), ("y", NodeKind::Table)]);
+            let mut delta = GraphDelta::default();
+            delta.node_inserted(NodeKind::External);
+            delta.node_changed(NodeKind::External, NodeKind::Table);
+            delta.edge_inserted(EdgeKind::Derives);
+            let increments = delta.counter_increments();
+            assert!(increments.contains(&("node:Table".to_owned(), 1)));
+            assert!(!increments.iter().any(|(name, _)| name == "node:External"), "zero increments are dropped");
+            assert!(increments.contains(&("files".to_owned(), 1)) && increments.contains(&("edge:DERIVES".to_owned(), 1)));
+        }
+    }
 }
 
 /// The figures trends are computed against.
@@ -185,7 +426,7 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Stores {
     pub activity: Arc<dyn ActivityStore>,
-    pub graph: Arc<dyn GraphStore>,
+    pub lineage: Arc<dyn LineageStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
     pub connections: Arc<dyn ConnectionStore>,
     pub health: Arc<dyn StoreHealth>,
@@ -195,13 +436,13 @@ impl Stores {
     /// All stores served by one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Self {
         let store = Arc::new(store);
-        Stores { activity: store.clone(), graph: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
+        Stores { activity: store.clone(), lineage: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
     }
 
     /// All stores served by one DynamoDB table.
     pub fn dynamodb(store: DynamoStore) -> Self {
         let store = Arc::new(store);
-        Stores { activity: store.clone(), graph: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
+        Stores { activity: store.clone(), lineage: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
     }
 
     /// The stores `settings` ask for: `TRIBUTARY_STORE` picks the backend.

@@ -17,11 +17,13 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::merge::{GraphDelta, fold_edges, fold_nodes, merge_node, stored_record, validate};
 use super::{
-    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, GraphCounts, GraphStore, ListedConnection, SnapshotStore,
-    StatsSnapshot, StoreError, StoreHealth,
+    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, Direction, GraphCounts, LineageStore, ListedConnection,
+    SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
+use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, StoredFile, search};
 use crate::realtime::ConnectionId;
 
 /// How long a write waits for another writer (this process or another) before failing as busy.
@@ -87,6 +89,77 @@ const MIGRATIONS: &[&str] = &[
          acknowledged    INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX connections_by_ip ON connections (client_ip, expires_at_ms);",
+    // 3: the lineage knowledge base. Migration 1's `files`, `graph_nodes` and `graph_edges` were never
+    // written by any release: they are replaced. Chunks are searched through FTS5 over their tokens as
+    // `lineage::search::tokenize` makes them, joined by spaces; the tokenizer splits at spaces only
+    // (every other character class is a token character), so those tokens are never re-split.
+    // Graph counters are maintained in the writing transaction, like the activity counters.
+    "DROP TABLE graph_edges;
+     DROP TABLE graph_nodes;
+     DROP TABLE files;
+     CREATE TABLE files (
+         id             TEXT PRIMARY KEY,
+         project_id     TEXT NOT NULL,
+         filename       TEXT NOT NULL,
+         content_hash   TEXT NOT NULL,
+         dialect        TEXT NOT NULL,
+         size_bytes     INTEGER NOT NULL,
+         ingested_at_ms INTEGER NOT NULL,
+         statements     INTEGER NOT NULL,
+         nodes_created  INTEGER NOT NULL,
+         edges_created  INTEGER NOT NULL,
+         warnings       TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(warnings)),
+         UNIQUE (project_id, content_hash)
+     );
+     CREATE INDEX files_newest ON files (ingested_at_ms DESC, id DESC);
+     CREATE INDEX files_newest_by_project ON files (project_id, ingested_at_ms DESC, id DESC);
+     CREATE TABLE graph_nodes (
+         project_id TEXT NOT NULL,
+         id         TEXT NOT NULL,
+         kind       TEXT NOT NULL,
+         name       TEXT NOT NULL,
+         parent     TEXT,
+         file       TEXT,
+         line       INTEGER,
+         properties TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(properties)),
+         PRIMARY KEY (project_id, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX graph_nodes_by_kind ON graph_nodes (kind);
+     CREATE TABLE graph_edges (
+         project_id TEXT NOT NULL,
+         id         TEXT NOT NULL,
+         kind       TEXT NOT NULL,
+         source     TEXT NOT NULL,
+         target     TEXT NOT NULL,
+         properties TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(properties)),
+         PRIMARY KEY (project_id, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX graph_edges_by_source ON graph_edges (project_id, source);
+     CREATE INDEX graph_edges_by_target ON graph_edges (project_id, target);
+     CREATE INDEX graph_edges_by_kind ON graph_edges (kind);
+     CREATE TABLE graph_counters (
+         name  TEXT PRIMARY KEY,
+         value INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE chunks (
+         seq            INTEGER PRIMARY KEY,
+         project_id     TEXT NOT NULL,
+         id             TEXT NOT NULL,
+         file_id        TEXT NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+         filename       TEXT NOT NULL,
+         start_line     INTEGER NOT NULL,
+         end_line       INTEGER NOT NULL,
+         object         TEXT,
+         statement_kind TEXT NOT NULL,
+         text           TEXT NOT NULL,
+         tokens         INTEGER NOT NULL,
+         UNIQUE (project_id, id)
+     );
+     CREATE INDEX chunks_by_file ON chunks (file_id);
+     CREATE VIRTUAL TABLE chunk_search USING fts5 (
+         tokens,
+         tokenize = \"unicode61 remove_diacritics 0 categories 'L* M* N* P* S* C*' tokenchars '_'\"
+     );",
 ];
 
 /// The SQLite store.
@@ -338,33 +411,388 @@ impl ActivityStore for SqliteStore {
     }
 }
 
+/// Columns of `files`, in `read_file_record`'s order.
+const FILE_COLUMNS: &str =
+    "id, project_id, filename, content_hash, dialect, size_bytes, ingested_at_ms, statements, nodes_created, edges_created, warnings";
+
+fn read_file_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<FileRecord, StoreError>> {
+    let id: String = row.get(0)?;
+    let ingested_at_ms: i64 = row.get(6)?;
+    let warnings: String = row.get(10)?;
+    let (project_id, filename, content_hash, dialect) = (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+    let (size_bytes, statements, nodes_created, edges_created): (i64, i64, i64, i64) = (row.get(5)?, row.get(7)?, row.get(8)?, row.get(9)?);
+    Ok((|| {
+        Ok(FileRecord {
+            ingested_at: millis_to_time(ingested_at_ms)?,
+            warnings: serde_json::from_str(&warnings).map_err(|error| StoreError::Corrupt(format!("file {id}: warnings: {error}")))?,
+            statements: u32::try_from(statements).map_err(|_| StoreError::Corrupt(format!("file {id}: statements {statements}")))?,
+            id,
+            project_id,
+            filename,
+            content_hash,
+            dialect,
+            size_bytes: count(size_bytes),
+            nodes_created: count(nodes_created),
+            edges_created: count(edges_created),
+        })
+    })())
+}
+
+/// Columns of `graph_nodes`, in `read_node`'s order.
+const NODE_COLUMNS: &str = "id, kind, name, parent, file, line, properties";
+
+fn read_node(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<GraphNode, StoreError>> {
+    let id: String = row.get(0)?;
+    let kind: String = row.get(1)?;
+    let properties: String = row.get(6)?;
+    let (name, parent, file, line) = (row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?);
+    Ok((|| {
+        Ok(GraphNode {
+            kind: NodeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("node {id}: kind {kind:?}")))?,
+            properties: serde_json::from_str(&properties)
+                .map_err(|error| StoreError::Corrupt(format!("node {id}: properties: {error}")))?,
+            id,
+            name,
+            parent,
+            file,
+            line,
+        })
+    })())
+}
+
+/// Columns of `graph_edges`, in `read_edge`'s order.
+const EDGE_COLUMNS: &str = "id, kind, source, target, properties";
+
+fn read_edge(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<GraphEdge, StoreError>> {
+    let id: String = row.get(0)?;
+    let kind: String = row.get(1)?;
+    let properties: String = row.get(4)?;
+    let (source, target) = (row.get(2)?, row.get(3)?);
+    Ok((|| {
+        Ok(GraphEdge {
+            kind: EdgeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("edge {id}: kind {kind:?}")))?,
+            properties: serde_json::from_str(&properties)
+                .map_err(|error| StoreError::Corrupt(format!("edge {id}: properties: {error}")))?,
+            id,
+            source,
+            target,
+        })
+    })())
+}
+
+/// Columns of `chunks` (as `c`), in `read_chunk`'s order.
+const CHUNK_COLUMNS: &str = "c.id, c.file_id, c.filename, c.start_line, c.end_line, c.object, c.statement_kind, c.text";
+
+fn read_chunk(row: &rusqlite::Row<'_>) -> rusqlite::Result<Chunk> {
+    Ok(Chunk {
+        id: row.get(0)?,
+        file_id: row.get(1)?,
+        filename: row.get(2)?,
+        start_line: row.get(3)?,
+        end_line: row.get(4)?,
+        object: row.get(5)?,
+        statement_kind: row.get(6)?,
+        text: row.get(7)?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::Internal(anyhow!(error)))
+}
+
+/// Flattens rows decoded by a `read_*` function.
+fn decoded<T>(rows: rusqlite::Result<Vec<Result<T, StoreError>>>) -> Result<Vec<T>, StoreError> {
+    rows.map_err(classify)?.into_iter().collect()
+}
+
+/// The FTS5 query for `terms`: each one a quoted string (so nothing in it is FTS5 syntax), OR'ed.
+fn match_expression(terms: &[String]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    let quoted: Vec<String> = terms
+        .iter()
+        .filter(|term| !term.is_empty() && seen.insert(term.as_str()))
+        .map(|term| format!("\"{}\"", term.replace('"', "\"\"")))
+        .collect();
+    (!quoted.is_empty()).then(|| quoted.join(" OR "))
+}
+
 #[async_trait]
-impl GraphStore for SqliteStore {
+impl LineageStore for SqliteStore {
     async fn graph_counts(&self) -> Result<GraphCounts, StoreError> {
         self.run(|connection| {
-            let transaction = connection.transaction().map_err(classify)?;
-            let grouped = |sql: &str| -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-                let mut statement = transaction.prepare_cached(sql).map_err(classify)?;
-                let rows = statement
-                    .query_map([], |row| Ok((row.get::<_, String>(0)?, count(row.get(1)?))))
-                    .map_err(classify)?
-                    .collect::<rusqlite::Result<_>>()
-                    .map_err(classify)?;
-                Ok(rows)
-            };
-            let node_types = grouped("SELECT node_type, COUNT(*) FROM graph_nodes GROUP BY node_type")?;
-            let relationship_types = grouped("SELECT edge_type, COUNT(*) FROM graph_edges GROUP BY edge_type")?;
-            let files: i64 = transaction.query_row("SELECT COUNT(*) FROM files", [], |row| row.get(0)).map_err(classify)?;
-            Ok(GraphCounts {
-                nodes: node_types.values().sum(),
-                edges: relationship_types.values().sum(),
-                files: count(files),
-                node_types,
-                relationship_types,
-            })
+            let mut statement = connection.prepare_cached("SELECT name, value FROM graph_counters").map_err(classify)?;
+            let counters = statement
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+                .map_err(classify)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(classify)?;
+            let mut counts = GraphCounts::default();
+            for (name, value) in counters {
+                let value = count(value);
+                match name.as_str() {
+                    "nodes" => counts.nodes = value,
+                    "edges" => counts.edges = value,
+                    "files" => counts.files = value,
+                    _ if value == 0 => {}
+                    _ => {
+                        if let Some(kind) = name.strip_prefix("node:") {
+                            counts.node_types.insert(kind.to_owned(), value);
+                        } else if let Some(kind) = name.strip_prefix("edge:") {
+                            counts.relationship_types.insert(kind.to_owned(), value);
+                        }
+                    }
+                }
+            }
+            Ok(counts)
         })
         .await
     }
+
+    async fn store_file(&self, file: &FileRecord, graph: &FileGraph) -> Result<StoredFile, StoreError> {
+        validate(file, graph)?;
+        let (file, nodes, edges, chunks) = (file.clone(), fold_nodes(&graph.nodes), fold_edges(&graph.edges), graph.chunks.clone());
+        self.run(move |connection| {
+            // IMMEDIATE takes the write lock first: the duplicate check and the merge see no other writer.
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(classify)?;
+            let project = file.project_id.as_str();
+            let existing: Option<String> = transaction
+                .query_row("SELECT id FROM files WHERE project_id = ?1 AND content_hash = ?2", params![project, file.content_hash], |row| {
+                    row.get(0)
+                })
+                .optional()
+                .map_err(classify)?;
+            if let Some(existing_file_id) = existing {
+                return Ok(StoredFile::Duplicate { existing_file_id });
+            }
+            let mut delta = GraphDelta::default();
+            {
+                let mut select = transaction
+                    .prepare_cached(&format!("SELECT {NODE_COLUMNS} FROM graph_nodes WHERE project_id = ?1 AND id = ?2"))
+                    .map_err(classify)?;
+                let mut upsert = transaction
+                    .prepare_cached(
+                        "INSERT INTO graph_nodes (project_id, id, kind, name, parent, file, line, properties)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT (project_id, id) DO UPDATE SET kind = excluded.kind, name = excluded.name, parent = excluded.parent,
+                             file = excluded.file, line = excluded.line, properties = excluded.properties",
+                    )
+                    .map_err(classify)?;
+                for node in &nodes {
+                    let stored = select.query_row(params![project, node.id], read_node).optional().map_err(classify)?.transpose()?;
+                    let Some(merged) = merge_node(stored.as_ref(), node) else { continue };
+                    upsert
+                        .execute(params![
+                            project,
+                            merged.id,
+                            merged.kind.as_str(),
+                            merged.name,
+                            merged.parent,
+                            merged.file,
+                            merged.line,
+                            to_json(&merged.properties)?
+                        ])
+                        .map_err(classify)?;
+                    match stored {
+                        None => delta.node_inserted(merged.kind),
+                        Some(stored) => delta.node_changed(stored.kind, merged.kind),
+                    }
+                }
+                let mut insert_edge = transaction
+                    .prepare_cached(
+                        "INSERT INTO graph_edges (project_id, id, kind, source, target, properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (project_id, id) DO NOTHING",
+                    )
+                    .map_err(classify)?;
+                for edge in &edges {
+                    let inserted = insert_edge
+                        .execute(params![project, edge.id, edge.kind.as_str(), edge.source, edge.target, to_json(&edge.properties)?])
+                        .map_err(classify)?;
+                    if inserted == 1 {
+                        delta.edge_inserted(edge.kind);
+                    }
+                }
+            }
+            let record = stored_record(&file, &delta);
+            transaction
+                .execute(
+                    &format!("INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                    params![
+                        record.id,
+                        record.project_id,
+                        record.filename,
+                        record.content_hash,
+                        record.dialect,
+                        record.size_bytes as i64,
+                        record.ingested_at.timestamp_millis(),
+                        record.statements,
+                        record.nodes_created as i64,
+                        record.edges_created as i64,
+                        to_json(&record.warnings)?
+                    ],
+                )
+                .map_err(classify)?;
+            {
+                let mut insert_chunk = transaction
+                    .prepare_cached(
+                        "INSERT INTO chunks (project_id, id, file_id, filename, start_line, end_line, object, statement_kind, text, tokens)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )
+                    .map_err(classify)?;
+                let mut index_chunk =
+                    transaction.prepare_cached("INSERT INTO chunk_search (rowid, tokens) VALUES (?1, ?2)").map_err(classify)?;
+                for chunk in &chunks {
+                    let tokens = search::tokenize(&chunk.text);
+                    insert_chunk
+                        .execute(params![
+                            project,
+                            chunk.id,
+                            chunk.file_id,
+                            chunk.filename,
+                            chunk.start_line,
+                            chunk.end_line,
+                            chunk.object,
+                            chunk.statement_kind,
+                            chunk.text,
+                            tokens.len() as i64
+                        ])
+                        .map_err(classify)?;
+                    index_chunk.execute(params![transaction.last_insert_rowid(), tokens.join(" ")]).map_err(classify)?;
+                }
+                let mut bump = transaction
+                    .prepare_cached(
+                        "INSERT INTO graph_counters (name, value) VALUES (?1, ?2)
+                         ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    )
+                    .map_err(classify)?;
+                for (name, by) in delta.counter_increments() {
+                    bump.execute(params![name, by]).map_err(classify)?;
+                }
+            }
+            transaction.commit().map_err(classify)?;
+            Ok(StoredFile::Stored { nodes_created: delta.nodes_created, edges_created: delta.edges_created })
+        })
+        .await
+    }
+
+    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
+        let project = project.map(str::to_owned);
+        self.run(move |connection| {
+            let limit = limit.min(i64::MAX as usize) as i64;
+            let rows = match project {
+                Some(project) => {
+                    let mut statement = connection
+                        .prepare_cached(&format!(
+                            "SELECT {FILE_COLUMNS} FROM files WHERE project_id = ?1 ORDER BY ingested_at_ms DESC, id DESC LIMIT ?2"
+                        ))
+                        .map_err(classify)?;
+                    statement.query_map(params![project, limit], read_file_record).map_err(classify)?.collect()
+                }
+                None => {
+                    let mut statement = connection
+                        .prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files ORDER BY ingested_at_ms DESC, id DESC LIMIT ?1"))
+                        .map_err(classify)?;
+                    statement.query_map(params![limit], read_file_record).map_err(classify)?.collect()
+                }
+            };
+            decoded(rows)
+        })
+        .await
+    }
+
+    async fn object_index(&self, project: &str) -> Result<Vec<(String, NodeKind)>, StoreError> {
+        let project = project.to_owned();
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, kind FROM graph_nodes WHERE project_id = ?1 AND kind <> 'Column' ORDER BY id")
+                .map_err(classify)?;
+            let rows = statement
+                .query_map(params![project], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                .map_err(classify)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(classify)?;
+            rows.into_iter()
+                .map(|(id, kind)| match NodeKind::parse(&kind) {
+                    Some(kind) => Ok((id, kind)),
+                    None => Err(StoreError::Corrupt(format!("node {id}: kind {kind:?}"))),
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn get_nodes(&self, project: &str, ids: &[String]) -> Result<Vec<GraphNode>, StoreError> {
+        let (project, ids) = (project.to_owned(), distinct(ids));
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {NODE_COLUMNS} FROM graph_nodes WHERE project_id = ?1 AND id = ?2"))
+                .map_err(classify)?;
+            let mut nodes = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(node) = statement.query_row(params![project, id], read_node).optional().map_err(classify)? {
+                    nodes.push(node?);
+                }
+            }
+            Ok(nodes)
+        })
+        .await
+    }
+
+    async fn edges_of(&self, project: &str, ids: &[String], direction: Direction) -> Result<Vec<GraphEdge>, StoreError> {
+        let (project, ids) = (project.to_owned(), distinct(ids));
+        self.run(move |connection| {
+            let end = match direction {
+                Direction::Upstream => "source",
+                Direction::Downstream => "target",
+            };
+            let mut statement = connection
+                .prepare_cached(&format!("SELECT {EDGE_COLUMNS} FROM graph_edges WHERE project_id = ?1 AND {end} = ?2"))
+                .map_err(classify)?;
+            let mut edges = Vec::new();
+            for id in &ids {
+                edges.extend(decoded(statement.query_map(params![project, id], read_edge).map_err(classify)?.collect())?);
+            }
+            Ok(edges)
+        })
+        .await
+    }
+
+    async fn search_chunks(&self, project: &str, terms: &[String], limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        let Some(expression) = match_expression(terms) else { return Ok(Vec::new()) };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let project = project.to_owned();
+        self.run(move |connection| {
+            // FTS5's bm25() uses k1 = 1.2 and b = 0.75; it is negative, lower is better. Its corpus
+            // figures (chunk count, average length, document frequencies) are the whole table's, every
+            // project's chunks, and its IDF is floored near zero for a term in over half the chunks. So
+            // scores differ from the DynamoDB backend's (the project's own figures, `Corpus::term_score`),
+            // while what ranks higher agrees: more mentions, shorter chunks, rarer terms.
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT {CHUNK_COLUMNS}, bm25(chunk_search) AS bm25_score
+                     FROM chunk_search JOIN chunks c ON c.seq = chunk_search.rowid
+                     WHERE chunk_search MATCH ?1 AND c.project_id = ?2
+                     ORDER BY bm25_score, c.seq LIMIT ?3"
+                ))
+                .map_err(classify)?;
+            let hits = statement
+                .query_map(params![expression, project, limit.min(i64::MAX as usize) as i64], |row| {
+                    Ok(SearchHit { chunk: read_chunk(row)?, score: -row.get::<_, f64>(8)? })
+                })
+                .map_err(classify)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(classify)?;
+            Ok(hits)
+        })
+        .await
+    }
+}
+
+/// `ids` without repeats, in order.
+fn distinct(ids: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().filter(|id| seen.insert(id.as_str())).cloned().collect()
 }
 
 #[async_trait]

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod admin;
 pub mod docs;
+pub mod lineage;
 pub mod stats;
 
 use axum::extract::Request;

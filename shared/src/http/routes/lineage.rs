@@ -1,0 +1,260 @@
+//! Lineage area: SQL ingestion (multipart upload and JSON), the ingested files, lineage walks and
+//! search. The work happens in [`crate::knowledge`]; these handlers only read requests and shape
+//! answers.
+
+use axum::Json;
+use axum::extract::multipart::MultipartError;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ErrorBody, FieldError};
+use crate::http::AppState;
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::knowledge::{
+    self, DEFAULT_PROJECT, FileList, FileStats, IngestFile, IngestRequest, IngestionResult, LineageDirection, LineageGraph,
+    MAX_LINEAGE_DEPTH, SearchResults,
+};
+
+/// The ingestion routes (their own body limit, `INGEST_MAX_REQUEST_BYTES`).
+pub fn ingestion_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_files))
+        .routes(routes!(ingest_json))
+        // The body limit middleware caps these routes at INGEST_MAX_REQUEST_BYTES already.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// The read routes over the knowledge base.
+pub fn query_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_files)).routes(routes!(file_stats)).routes(routes!(node_lineage)).routes(routes!(search))
+}
+
+/// Both.
+pub fn router() -> OpenApiRouter<AppState> {
+    ingestion_router().merge(query_router())
+}
+
+/// The multipart form of `POST /api/v1/files/upload` (for the documentation; read field by field).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The SQL files (`files` or `files[]`, repeated).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    files: Vec<Vec<u8>>,
+    /// The project the files belong to (default `default`).
+    project_id: Option<String>,
+    /// `auto` (default) or a dialect name.
+    dialect: Option<String>,
+}
+
+fn multipart_error(error: MultipartError) -> ApiError {
+    if error.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::payload_too_large("the upload is larger than INGEST_MAX_REQUEST_BYTES")
+    } else {
+        ApiError::bad_request("malformed_multipart", format!("the upload is not a readable multipart form: {}", error.body_text()))
+    }
+}
+
+/// Ingests uploaded SQL files. Every file is checked first (UTF-8 text, not empty, within the
+/// size limit); one bad file refuses the request and nothing is stored. Statements that do not
+/// parse are warnings on their file. The same content again is `skipped_duplicate`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/files/upload",
+    tag = "lineage",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "What happened to each file", body = IngestionResult),
+        (status = 400, description = "Not a multipart form", body = ErrorBody),
+        (status = 413, description = "A file or the whole upload is too large", body = ErrorBody),
+        (status = 422, description = "No files, an empty or binary file, a bad dialect or project", body = ErrorBody),
+        (status = 503, description = "The store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn upload_files(State(state): State<AppState>, mut form: Multipart) -> Result<Json<IngestionResult>, ApiError> {
+    let mut request = IngestRequest { project_id: DEFAULT_PROJECT.to_owned(), dialect: "auto".to_owned(), files: Vec::new() };
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "files" | "files[]" | "file" => {
+                let filename = field.file_name().map(str::to_owned).unwrap_or_else(|| format!("upload-{}.sql", request.files.len() + 1));
+                let content = field.bytes().await.map_err(multipart_error)?.to_vec();
+                request.files.push(IngestFile { filename, content });
+            }
+            "project_id" => request.project_id = field.text().await.map_err(multipart_error)?.trim().to_owned(),
+            "dialect" => request.dialect = field.text().await.map_err(multipart_error)?.trim().to_owned(),
+            other => {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    other.chars().take(64).collect::<String>(),
+                    "unknown form field; send files, project_id and dialect",
+                )]));
+            }
+        }
+    }
+    Ok(Json(knowledge::ingest(&state, request).await?))
+}
+
+/// A file sent as JSON.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonFile {
+    pub filename: String,
+    /// The SQL text.
+    pub content: String,
+}
+
+/// The body of `POST /api/v1/ingest`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBody {
+    /// Default `default`.
+    pub project_id: Option<String>,
+    /// `auto` (default) or a dialect name.
+    pub dialect: Option<String>,
+    pub files: Vec<JsonFile>,
+}
+
+/// Ingests SQL sent as JSON; otherwise the same as the upload.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest",
+    tag = "lineage",
+    request_body = IngestBody,
+    responses(
+        (status = 200, description = "What happened to each file", body = IngestionResult),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "A file or the whole body is too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "No files, an empty file, a bad dialect or project", body = ErrorBody),
+        (status = 503, description = "The store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn ingest_json(State(state): State<AppState>, ApiJson(body): ApiJson<IngestBody>) -> Result<Json<IngestionResult>, ApiError> {
+    let request = IngestRequest {
+        project_id: body.project_id.unwrap_or_else(|| DEFAULT_PROJECT.to_owned()),
+        dialect: body.dialect.unwrap_or_else(|| "auto".to_owned()),
+        files: body.files.into_iter().map(|file| IngestFile { filename: file.filename, content: file.content.into_bytes() }).collect(),
+    };
+    Ok(Json(knowledge::ingest(&state, request).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilesQuery {
+    /// Only this project's files (default: every project).
+    pub project_id: Option<String>,
+    /// How many, newest first (1 to 1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// Ingested files, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/files",
+    tag = "lineage",
+    params(FilesQuery),
+    responses(
+        (status = 200, body = FileList),
+        (status = 422, description = "A parameter is out of range", body = ErrorBody),
+    )
+)]
+pub async fn list_files(State(state): State<AppState>, ApiQuery(query): ApiQuery<FilesQuery>) -> Result<Json<FileList>, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation(vec![FieldError::new("limit", "must be between 1 and 1000")]));
+    }
+    if let Some(project) = &query.project_id {
+        knowledge::validate_project(project).map_err(|error| ApiError::validation(vec![error]))?;
+    }
+    let files = state.stores.lineage.list_files(query.project_id.as_deref(), limit).await?;
+    Ok(Json(FileList { total: files.len(), files }))
+}
+
+/// Totals over the ingested files.
+#[utoipa::path(
+    get,
+    path = "/api/v1/files/stats",
+    tag = "lineage",
+    responses((status = 200, body = FileStats))
+)]
+pub async fn file_stats(State(state): State<AppState>) -> Result<Json<FileStats>, ApiError> {
+    Ok(Json(knowledge::file_stats(&state).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LineageQuery {
+    /// `upstream` (what it reads from), `downstream` (what reads from it) or `both` (default).
+    pub direction: Option<LineageDirection>,
+    /// Steps to walk (1 to 20, default 3).
+    pub depth: Option<u32>,
+    /// Default `default`.
+    pub project_id: Option<String>,
+}
+
+/// The lineage of a node: the subgraph reached by walking data-flow edges (`READS_FROM`,
+/// `DERIVES`, `CALLS`) from it. `{node}` is a node id (`staging.orders`, `staging.orders#amount`)
+/// or a name (case, quotes and a missing schema are tolerated).
+#[utoipa::path(
+    get,
+    path = "/api/v1/lineage/{node}",
+    tag = "lineage",
+    params(("node" = String, Path, description = "A node id or name"), LineageQuery),
+    responses(
+        (status = 200, body = LineageGraph),
+        (status = 404, description = "No such node (the closest names are in `hint`)", body = ErrorBody),
+        (status = 422, description = "A parameter is out of range", body = ErrorBody),
+    )
+)]
+pub async fn node_lineage(
+    State(state): State<AppState>,
+    Path(node): Path<String>,
+    ApiQuery(query): ApiQuery<LineageQuery>,
+) -> Result<Json<LineageGraph>, ApiError> {
+    let depth = query.depth.unwrap_or(3);
+    if !(1..=MAX_LINEAGE_DEPTH).contains(&depth) {
+        return Err(ApiError::validation(vec![FieldError::new("depth", format!("must be between 1 and {MAX_LINEAGE_DEPTH}"))]));
+    }
+    let project = query.project_id.unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+    knowledge::validate_project(&project).map_err(|error| ApiError::validation(vec![error]))?;
+    Ok(Json(knowledge::lineage(&state, &project, &node, query.direction.unwrap_or_default(), depth).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// What to look for (1 to 500 characters); identifiers match by their parts too.
+    pub q: String,
+    /// Default `default`.
+    pub project_id: Option<String>,
+    /// How many results (1 to 100, default 10).
+    pub limit: Option<usize>,
+}
+
+/// Ranked full-text search (BM25) over the project's SQL statements.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "lineage",
+    params(SearchQuery),
+    responses(
+        (status = 200, body = SearchResults),
+        (status = 422, description = "An empty query or a parameter out of range", body = ErrorBody),
+    )
+)]
+pub async fn search(State(state): State<AppState>, ApiQuery(query): ApiQuery<SearchQuery>) -> Result<Json<SearchResults>, ApiError> {
+    let text = query.q.trim();
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(ApiError::validation(vec![FieldError::new("q", "must be 1 to 500 characters")]));
+    }
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::validation(vec![FieldError::new("limit", "must be between 1 and 100")]));
+    }
+    let project = query.project_id.unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+    knowledge::validate_project(&project).map_err(|error| ApiError::validation(vec![error]))?;
+    Ok(Json(knowledge::search(&state, &project, text, limit).await?))
+}

@@ -1,0 +1,60 @@
+//! The lineage knowledge base: SQL in, a lineage graph and searchable statement chunks out.
+//!
+//! The pipeline, one module per step:
+//!
+//! * [`dialect`]: the dialects users name, and detection for `auto`.
+//! * [`split`]: a file cut into statements with their line ranges (T-SQL `GO` batches included).
+//! * [`parse`]: each statement parsed with `sqlparser`, bounded in size, nesting and time; a statement
+//!   that does not parse is a warning with its line.
+//! * [`extract`]: facts from the syntax tree: objects defined, sources read, column lineage, keys, calls.
+//! * [`resolve`]: names resolved against everything the project knows, into the graph a file adds.
+//! * [`walk`]: upstream and downstream lineage from a node.
+//! * [`model`]: nodes, edges, chunks, files: the graph's vocabulary.
+//! * [`search`]: identifier-aware tokenizing and BM25 scoring, shared by both backends.
+
+pub mod dialect;
+pub mod extract;
+pub mod model;
+pub mod parse;
+pub mod resolve;
+pub mod search;
+pub mod split;
+pub mod walk;
+
+#[cfg(test)]
+mod tests;
+
+pub use model::*;
+
+/// Resolves the files of one ingestion together: each file's names are resolved against the
+/// `catalog` (what is stored) plus everything any of these files defines. Returns each file's graph.
+pub fn build_graphs(files: &[(&str, &parse::ParsedFile)], catalog: &mut resolve::Catalog) -> Vec<FileGraph> {
+    for (_, parsed) in files {
+        catalog.learn(&parsed.facts);
+    }
+    files.iter().map(|(filename, parsed)| resolve::file_graph(&parsed.facts, filename, catalog)).collect()
+}
+
+/// The bounds that keep huge or hostile input from costing more than it should.
+pub mod limits {
+    use std::time::Duration;
+
+    /// Largest file accepted (larger: 413).
+    pub const MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
+    /// Largest request body on the ingestion routes, all files together (larger: 413).
+    pub const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
+    /// Files in one request.
+    pub const MAX_FILES_PER_REQUEST: usize = 500;
+    /// Statements in one file.
+    pub const MAX_STATEMENTS_PER_FILE: usize = 100_000;
+    /// A longer statement is skipped with a warning.
+    pub const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
+    /// Parser recursion limit: deeper nesting is a warning, never a stack overflow.
+    pub const MAX_NESTING: usize = 64;
+    /// Parsing one file may take this long; then the file fails.
+    pub const FILE_TIME_BUDGET: Duration = Duration::from_secs(20);
+    /// A chunk keeps at most this much of its statement's text.
+    pub const CHUNK_TEXT_BYTES: usize = 16 * 1024;
+    /// An object node keeps at most this much of its definition.
+    pub const DEFINITION_BYTES: usize = 4 * 1024;
+}

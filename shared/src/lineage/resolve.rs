@@ -1,0 +1,196 @@
+//! Names to nodes: turns each file's facts into the graph it contributes, resolving the names it
+//! uses against every object the project knows (already stored, or defined by any file of the same
+//! ingestion).
+//!
+//! A name resolves to the object with exactly that name; failing that, to the one object whose name
+//! ends with it or that it ends with (`orders` → `sales.orders`, `db.dbo.orders` → `dbo.orders`),
+//! preferring defined objects over external references; failing that, it stays as written and
+//! becomes an `External` node. A definition always keeps its own name.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::json;
+
+use super::extract::{Facts, Name, Ref};
+use super::limits;
+use super::model::{EdgeKind, FileGraph, GraphEdge, GraphNode, NodeKind};
+use super::parse::abridge;
+
+/// What the project knows: objects by id with their kinds, and the columns known per object.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    objects: BTreeMap<String, NodeKind>,
+    columns: HashMap<String, Vec<String>>,
+}
+
+impl Catalog {
+    /// Starts from the stored objects and columns.
+    pub fn new(objects: impl IntoIterator<Item = (String, NodeKind)>, columns: HashMap<String, Vec<String>>) -> Self {
+        Catalog { objects: objects.into_iter().collect(), columns }
+    }
+
+    /// Adds what a file of this ingestion defines.
+    pub fn learn(&mut self, facts: &Facts) {
+        for object in &facts.objects {
+            self.objects.insert(object.name.key.clone(), object.kind);
+            let known = self.columns.entry(object.name.key.clone()).or_default();
+            for (column, _) in &object.columns {
+                let column = column.to_lowercase();
+                if !known.contains(&column) {
+                    known.push(column);
+                }
+            }
+        }
+    }
+
+    /// The id a name resolves to.
+    pub fn resolve(&self, name: &Name) -> String {
+        if self.objects.contains_key(&name.key) {
+            return name.key.clone();
+        }
+        let candidates: Vec<(&String, &NodeKind)> = self
+            .objects
+            .iter()
+            .filter(|(id, _)| id.ends_with(&format!(".{}", name.key)) || name.key.ends_with(&format!(".{id}")))
+            .collect();
+        let defined: Vec<&(&String, &NodeKind)> = candidates.iter().filter(|(_, kind)| kind.is_defined_object()).collect();
+        match (candidates.as_slice(), defined.as_slice()) {
+            ([(id, _)], _) => (*id).clone(),
+            (_, [(id, _)]) => (*id).clone(),
+            _ => name.key.clone(),
+        }
+    }
+
+    fn kind(&self, id: &str) -> Option<NodeKind> {
+        self.objects.get(id).copied()
+    }
+
+    fn has_column(&self, id: &str, column: &str) -> bool {
+        self.columns.get(id).is_some_and(|columns| columns.iter().any(|known| known == column))
+    }
+}
+
+/// The id of a column node.
+pub fn column_id(object: &str, column: &str) -> String {
+    format!("{object}#{}", column.to_lowercase())
+}
+
+/// Builds the graph one file contributes.
+pub fn file_graph(facts: &Facts, filename: &str, catalog: &Catalog) -> FileGraph {
+    let mut builder = Builder { filename, catalog, nodes: BTreeMap::new(), edges: BTreeMap::new() };
+    for object in &facts.objects {
+        let id = object.name.key.clone();
+        let mut node = GraphNode::new(&id, object.kind, &object.name.written);
+        node.file = Some(filename.to_owned());
+        node.line = Some(object.line);
+        if !object.definition.is_empty() {
+            node.properties.insert("definition".into(), json!(abridge(&object.definition, limits::DEFINITION_BYTES)));
+        }
+        if !object.columns.is_empty() {
+            node.properties.insert("columns".into(), json!(object.columns.iter().map(|(name, _)| name).collect::<Vec<_>>()));
+        }
+        builder.nodes.insert(id.clone(), node);
+        for (ordinal, (column, data_type)) in object.columns.iter().enumerate() {
+            let column_node = builder.column(&id, column, Some(object.line));
+            column_node.properties.insert("ordinal".into(), json!(ordinal + 1));
+            if let Some(data_type) = data_type {
+                column_node.properties.insert("data_type".into(), json!(data_type));
+            }
+        }
+    }
+    for link in &facts.links {
+        let (Some(source), Some(target)) = (builder.reference(&link.source), builder.reference(&link.target)) else { continue };
+        let via = link.via.as_ref().map(|routine| catalog.resolve(routine));
+        builder.edge(link.kind, &source, &target, link.line, via);
+    }
+    for call in &facts.calls {
+        let caller = builder.object(&call.caller);
+        let callee_id = catalog.resolve(&call.callee);
+        if call.certain || catalog.kind(&callee_id) == Some(NodeKind::FunctionOrProcedure) {
+            let callee = builder.object(&call.callee);
+            builder.edge(EdgeKind::Calls, &caller, &callee, call.line, None);
+        }
+    }
+    for wildcard in &facts.wildcards {
+        let target = builder.object(&wildcard.target);
+        let source = builder.object(&wildcard.source);
+        let columns = catalog.columns.get(&source).cloned().unwrap_or_default();
+        for column in columns {
+            let target_column = builder.column(&target, &column, None).id.clone();
+            let source_column = builder.column(&source, &column, None).id.clone();
+            builder.edge(EdgeKind::Derives, &target_column, &source_column, wildcard.line, None);
+        }
+    }
+    FileGraph { nodes: builder.nodes.into_values().collect(), edges: builder.edges.into_values().collect(), chunks: Vec::new() }
+}
+
+struct Builder<'a> {
+    filename: &'a str,
+    catalog: &'a Catalog,
+    nodes: BTreeMap<String, GraphNode>,
+    edges: BTreeMap<String, GraphEdge>,
+}
+
+impl Builder<'_> {
+    /// The node of a referenced object, added as an external reference unless this file defines it.
+    fn object(&mut self, name: &Name) -> String {
+        let id = self.catalog.resolve(name);
+        self.nodes.entry(id.clone()).or_insert_with(|| GraphNode::new(&id, NodeKind::External, &name.written));
+        id
+    }
+
+    /// A column node of `object`, with its CONTAINS edge.
+    fn column(&mut self, object: &str, column: &str, line: Option<u32>) -> &mut GraphNode {
+        let id = column_id(object, column);
+        if !self.edges.contains_key(&super::model::edge_id(object, EdgeKind::Contains, &id)) {
+            self.edge(EdgeKind::Contains, object, &id, line.unwrap_or(0), None);
+        }
+        let node = self.nodes.entry(id.clone()).or_insert_with(|| {
+            let mut node = GraphNode::new(&id, NodeKind::Column, column);
+            node.parent = Some(object.to_owned());
+            node
+        });
+        if node.line.is_none() && line.is_some() {
+            node.line = line;
+            node.file = Some(self.filename.to_owned());
+        }
+        node
+    }
+
+    fn reference(&mut self, reference: &Ref) -> Option<String> {
+        match reference {
+            Ref::Object(name) => Some(self.object(name)),
+            Ref::Column(name, column) => {
+                let object = self.object(name);
+                Some(self.column(&object, column, None).id.clone())
+            }
+            Ref::AmbiguousColumn(names, column) => {
+                let owners: Vec<String> =
+                    names.iter().map(|name| self.catalog.resolve(name)).filter(|id| self.catalog.has_column(id, column)).collect();
+                match owners.as_slice() {
+                    [owner] => {
+                        let owner = owner.clone();
+                        self.nodes.entry(owner.clone()).or_insert_with(|| GraphNode::new(&owner, NodeKind::External, &owner));
+                        Some(self.column(&owner, column, None).id.clone())
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn edge(&mut self, kind: EdgeKind, source: &str, target: &str, line: u32, via: Option<String>) {
+        if source == target {
+            return;
+        }
+        let mut edge = GraphEdge::new(kind, source, target);
+        edge.properties.insert("file".into(), json!(self.filename));
+        if line > 0 {
+            edge.properties.insert("line".into(), json!(line));
+        }
+        if let Some(via) = via {
+            edge.properties.insert("via".into(), json!(via));
+        }
+        self.edges.entry(edge.id.clone()).or_insert(edge);
+    }
+}
