@@ -7,6 +7,8 @@
 //! * `tick`: one stats tick from `tributary-stats` through the node's `@connections` API to N real
 //!   WebSocket clients, beside the reference in the same run: the node's own fan-out of one message to
 //!   the same clients (`POST /admin/broadcast`);
+//! * `ingest`: ingestion throughput and a 100 KB T-SQL file on the embedded store, beside `sqlparser`
+//!   and `sqlglot` parsing the same SQL (see [`ingest`]);
 //! * `all`: everything, as a Markdown report for `docs/benchmarks.md`.
 //!
 //! Build first: `cargo build --release --bins`. `cargo-lambda` must be on `PATH` (`scripts/test`
@@ -17,6 +19,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+mod ingest;
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, Subcommand};
@@ -49,6 +53,11 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Ingestion throughput and a 100 KB T-SQL file, beside sqlparser and sqlglot.
+    Ingest {
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+    },
     /// Everything, as Markdown.
     All,
     /// Internal: hold N WebSocket clients and time message arrivals (driven over stdin/stdout).
@@ -60,7 +69,7 @@ enum Task {
     },
 }
 
-const FUNCTIONS: [&str; 4] = ["tributary-activity", "tributary-admin", "tributary-ws", "tributary-stats"];
+const FUNCTIONS: [&str; 5] = ["tributary-activity", "tributary-admin", "tributary-ingest", "tributary-ws", "tributary-stats"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -68,11 +77,13 @@ async fn main() -> anyhow::Result<()> {
         Task::Sizes => print_sizes()?,
         Task::Startup { runs } => print_startup(runs).await?,
         Task::Tick { connections, rounds } => print_ticks(&connections, rounds).await?,
+        Task::Ingest { runs } => ingest::print_ingestion(runs).await?,
         Task::All => {
             println!("## Machine\n\n{}\n", machine());
             print_sizes()?;
             print_startup(9).await?;
             print_ticks(&[1000, 10_000], 5).await?;
+            ingest::print_ingestion(9).await?;
         }
         Task::Clients { url, count } => run_clients(&url, count).await?,
     }
@@ -244,7 +255,11 @@ async fn print_startup(runs: usize) -> anyhow::Result<()> {
                     invoke(emulator_port, function, &json!({"source": "aws.events", "detail-type": "Scheduled Event"})).await?;
                 }
                 _ => {
-                    let path = if function == "tributary-admin" { "/health" } else { "/api/v1/metrics/activity" };
+                    let path = match function {
+                        "tributary-admin" => "/health",
+                        "tributary-ingest" => "/api/v1/files/stats",
+                        _ => "/api/v1/metrics/activity",
+                    };
                     let url = format!("http://127.0.0.1:{emulator_port}/lambda-url/{function}{path}");
                     let response = client.get(url).send().await?;
                     ensure!(response.status().is_success(), "{function} answered {}", response.status());
@@ -256,6 +271,7 @@ async fn print_startup(runs: usize) -> anyhow::Result<()> {
             "tributary-ws" => "`$disconnect` event",
             "tributary-stats" => "scheduled event (1 tick, no connections)",
             "tributary-admin" => "GET /health",
+            "tributary-ingest" => "GET /api/v1/files/stats",
             _ => "GET /api/v1/metrics/activity",
         };
         rows.push((function, request, median(&mut times)));

@@ -126,15 +126,8 @@ impl Target {
         match &args.db {
             Some(path) => {
                 let settings = tributary_core::config::Settings::from_args(["--store", "sqlite", "--db", &path.to_string_lossy()])?;
-                let stores = tributary_core::store::Stores::open(&settings).await.with_context(|| format!("opening {}", path.display()))?;
-                let activity = tributary_core::activity::ActivityRecorder::inline(stores.activity.clone(), settings.spill_path());
-                let state = tributary_core::http::AppState::new(
-                    settings,
-                    stores,
-                    activity,
-                    std::sync::Arc::new(tributary_core::realtime::NoListeners),
-                    std::sync::Arc::new(tributary_core::restart::RestartUnsupported),
-                );
+                let state =
+                    tributary_core::http::AppState::standalone(settings).await.with_context(|| format!("opening {}", path.display()))?;
                 Ok(Target::Database(state))
             }
             None => {

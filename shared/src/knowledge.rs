@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -190,17 +191,23 @@ pub async fn ingest(state: &AppState, mut request: IngestRequest) -> Result<Inge
         })
     };
 
-    // 1. Parse, one file at a time on the blocking pool.
+    // 1. Parse on the blocking pool, as many files at once as there are cores, in order.
+    let parallelism = std::thread::available_parallelism().map_or(2, |cores| cores.get());
+    // Owned texts: a stream borrowing the request would not be `Send` across the awaits below.
+    let texts: Vec<String> = request.files.iter().map(|file| String::from_utf8_lossy(&file.content).into_owned()).collect();
+    let mut parsing = futures::stream::iter(
+        texts.into_iter().map(move |text| tokio::task::spawn_blocking(move || parse_file(&text, choice, Instant::now()))),
+    )
+    .buffered(parallelism);
     let mut parsed: Vec<Result<ParsedFile, String>> = Vec::with_capacity(total);
-    for (index, file) in request.files.iter().enumerate() {
-        let text = String::from_utf8(file.content.clone()).unwrap_or_default();
-        let outcome = tokio::task::spawn_blocking(move || parse_file(&text, choice, Instant::now()))
-            .await
-            .map_err(|error| format!("the parser failed: {error}"))
-            .and_then(|result| result.map_err(|error| error.to_string()));
+    while let Some(outcome) = parsing.next().await {
+        let outcome =
+            outcome.map_err(|error| format!("the parser failed: {error}")).and_then(|result| result.map_err(|error| error.to_string()));
         parsed.push(outcome);
-        announce(state, MessageType::IngestionProgress, progress(index + 1, &file.filename, "parsing", 0)).await;
+        let file = &request.files[parsed.len() - 1];
+        announce(state, MessageType::IngestionProgress, progress(parsed.len(), &file.filename, "parsing", 0)).await;
     }
+    drop(parsing);
 
     // 2. Resolve names across these files and what the project already holds.
     let ok_files: Vec<(&str, &ParsedFile)> = request
@@ -209,8 +216,39 @@ pub async fn ingest(state: &AppState, mut request: IngestRequest) -> Result<Inge
         .zip(&parsed)
         .filter_map(|(file, parsed)| parsed.as_ref().ok().map(|parsed| (file.filename.as_str(), parsed)))
         .collect();
-    let mut catalog = load_catalog(state, &project, &ok_files).await?;
-    let mut graphs = build_graphs(&ok_files, &mut catalog).into_iter();
+    let catalog = match load_catalog(state, &project, &ok_files).await {
+        Ok(catalog) => catalog,
+        Err(error) => {
+            // Dashboards saw it start: they hear that it ended, and how.
+            let detail = error.body().detail;
+            announce(
+                state,
+                MessageType::IngestionComplete,
+                json!({"ingestion_id": ingestion_id, "project_id": project, "status": "failed", "error": detail, "files_processed": 0, "files_failed": total}),
+            )
+            .await;
+            let event = ActivityEvent::new(EventType::Ingestion, EventSource::System, "ingestion", EventStatus::Error)
+                .with_metadata("ingestion_id", ingestion_id.clone())
+                .with_metadata("error", error.code())
+                .with_metadata("message", format!("Ingestion into {project} failed: {detail}"));
+            state.activity.record(event).await;
+            return Err(error);
+        }
+    };
+    drop(ok_files);
+    // Building the graphs is CPU work over every file: on the blocking pool, files in parallel.
+    let filenames: Vec<String> = request.files.iter().map(|file| file.filename.clone()).collect();
+    let (parsed, graphs, catalog) = tokio::task::spawn_blocking(move || {
+        let mut catalog = catalog;
+        let ok_files: Vec<(&str, &ParsedFile)> =
+            filenames.iter().zip(&parsed).filter_map(|(name, parsed)| parsed.as_ref().ok().map(|parsed| (name.as_str(), parsed))).collect();
+        let graphs = build_graphs(&ok_files, &mut catalog);
+        drop(ok_files);
+        (parsed, graphs, catalog)
+    })
+    .await
+    .map_err(|error| ApiError::internal("ingestion", error))?;
+    let mut graphs = graphs.into_iter();
 
     // 3. Store each file, all or nothing.
     let mut results = Vec::with_capacity(total);
@@ -263,7 +301,7 @@ pub async fn ingest(state: &AppState, mut request: IngestRequest) -> Result<Inge
                 result.dialect = Some(record.dialect.clone());
                 result.statements = parsed.statements;
                 result.warnings = parsed.warnings;
-                match state.stores.lineage.store_file(&record, &graph).await {
+                match state.stores.lineage.store_file(&record, graph).await {
                     Ok(StoredFile::Stored { nodes_created: nodes, edges_created: edges }) => {
                         result.status = "processed".into();
                         result.file_id = Some(file_id);

@@ -65,10 +65,13 @@ fn the_http_api_in_template_yaml_routes_every_route_to_the_function_that_serves_
         }
         let resource = match support::function_for(path) {
             "tributary-activity" => "ActivityFunction",
+            "tributary-ingest" => "IngestFunction",
             _ => "AdminFunction",
         };
+        // Paths with `{…}` are quoted in YAML's flow style.
+        let block = resource_block(template, resource);
         assert!(
-            resource_block(template, resource).contains(&format!("Path: {path},")),
+            block.contains(&format!("Path: {path},")) || block.contains(&format!("Path: \"{path}\",")),
             "{path} is not routed to {resource} in template.yaml"
         );
     }

@@ -61,6 +61,15 @@ impl AppState {
         AppState(Arc::new(AppContext { settings, stores, activity, stats, broadcaster, restarter, started: Instant::now() }))
     }
 
+    /// A state for tools that run the core without serving dashboards (the CLI writing a database
+    /// file, benchmarks, in-process tests): the stores `settings` name, an inline activity recorder,
+    /// nobody to broadcast to, and no restart.
+    pub async fn standalone(settings: Settings) -> Result<Self, crate::store::StoreError> {
+        let stores = Stores::open(&settings).await?;
+        let activity = ActivityRecorder::inline(stores.activity.clone(), settings.spill_path());
+        Ok(AppState::new(settings, stores, activity, Arc::new(crate::realtime::NoListeners), Arc::new(crate::restart::RestartUnsupported)))
+    }
+
     /// Seconds since this process started serving.
     pub fn uptime_seconds(&self) -> u64 {
         self.started.elapsed().as_secs()

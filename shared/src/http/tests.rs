@@ -1,10 +1,8 @@
 //! The shared middleware, driven in-process: failures no real route can be made to produce on
 //! demand (a panic, a handler outliving the timeout) still leave in the contract's shape.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode};
@@ -14,29 +12,7 @@ use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 
 use super::{AppState, into_app};
-use crate::activity::ActivityRecorder;
 use crate::config::Settings;
-use crate::realtime::{BroadcastError, BroadcastReport, Broadcaster, ConnectionId, ServerMessage};
-use crate::restart::RestartUnsupported;
-use crate::store::{SqliteStore, Stores};
-
-/// A host without sockets.
-struct NoSockets;
-
-#[async_trait]
-impl Broadcaster for NoSockets {
-    async fn broadcast(&self, _message: ServerMessage) -> Result<BroadcastReport, BroadcastError> {
-        Ok(BroadcastReport::default())
-    }
-
-    async fn send_to(&self, connection: &ConnectionId, _message: ServerMessage) -> Result<(), BroadcastError> {
-        Err(BroadcastError::UnknownConnection(connection.clone()))
-    }
-
-    async fn connection_count(&self) -> Result<u64, BroadcastError> {
-        Ok(0)
-    }
-}
 
 async fn boom() -> &'static str {
     panic!("secret internals at src/lib.rs:42")
@@ -51,9 +27,7 @@ async fn call(path: &str) -> (StatusCode, Value) {
     let folder = tempfile::tempdir().unwrap();
     let db = folder.path().join("t.db");
     let settings = Settings::from_args(["--db", db.to_str().unwrap(), "--http-request-timeout-seconds", "1"]).unwrap();
-    let stores = Stores::sqlite(SqliteStore::open(&db).unwrap());
-    let recorder = ActivityRecorder::inline(stores.activity.clone(), folder.path().join("spill.jsonl"));
-    let state = AppState::new(settings, stores, recorder, Arc::new(NoSockets), Arc::new(RestartUnsupported));
+    let state = AppState::standalone(settings).await.unwrap();
     let routes = OpenApiRouter::new().route("/boom", get(boom)).route("/slow", get(slow));
     let response = into_app(routes, state).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();

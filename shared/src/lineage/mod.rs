@@ -28,11 +28,23 @@ pub use model::*;
 
 /// Resolves the files of one ingestion together: each file's names are resolved against the
 /// `catalog` (what is stored) plus everything any of these files defines. Returns each file's graph.
+/// The files are resolved on as many threads as there are cores (the catalog is only read then).
 pub fn build_graphs(files: &[(&str, &parse::ParsedFile)], catalog: &mut resolve::Catalog) -> Vec<FileGraph> {
     for (_, parsed) in files {
         catalog.learn(&parsed.facts);
     }
-    files.iter().map(|(filename, parsed)| resolve::file_graph(&parsed.facts, filename, catalog)).collect()
+    let catalog = &*catalog;
+    let workers = std::thread::available_parallelism().map_or(1, |cores| cores.get()).min(files.len()).max(1);
+    let share = files.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = files
+            .chunks(share)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(|(name, parsed)| resolve::file_graph(&parsed.facts, name, catalog)).collect::<Vec<_>>())
+            })
+            .collect();
+        parts.into_iter().flat_map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
 }
 
 /// The bounds that keep huge or hostile input from costing more than it should.

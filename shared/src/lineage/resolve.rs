@@ -19,20 +19,34 @@ use super::parse::abridge;
 /// What the project knows: objects by id with their kinds, and the columns known per object.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    objects: BTreeMap<String, NodeKind>,
+    objects: HashMap<String, NodeKind>,
+    /// Every object id under each of its shorter names: `sales.orders` under `orders`.
+    by_suffix: HashMap<String, Vec<String>>,
     columns: HashMap<String, Vec<String>>,
 }
 
 impl Catalog {
     /// Starts from the stored objects and columns.
     pub fn new(objects: impl IntoIterator<Item = (String, NodeKind)>, columns: HashMap<String, Vec<String>>) -> Self {
-        Catalog { objects: objects.into_iter().collect(), columns }
+        let mut catalog = Catalog { objects: HashMap::new(), by_suffix: HashMap::new(), columns };
+        for (id, kind) in objects {
+            catalog.insert(id, kind);
+        }
+        catalog
+    }
+
+    fn insert(&mut self, id: String, kind: NodeKind) {
+        if self.objects.insert(id.clone(), kind).is_none() {
+            for (at, _) in id.match_indices('.') {
+                self.by_suffix.entry(id[at + 1..].to_owned()).or_default().push(id.clone());
+            }
+        }
     }
 
     /// Adds what a file of this ingestion defines.
     pub fn learn(&mut self, facts: &Facts) {
         for object in &facts.objects {
-            self.objects.insert(object.name.key.clone(), object.kind);
+            self.insert(object.name.key.clone(), object.kind);
             let known = self.columns.entry(object.name.key.clone()).or_default();
             for (column, _) in &object.columns {
                 let column = column.to_lowercase();
@@ -48,11 +62,15 @@ impl Catalog {
         if self.objects.contains_key(&name.key) {
             return name.key.clone();
         }
-        let candidates: Vec<(&String, &NodeKind)> = self
-            .objects
-            .iter()
-            .filter(|(id, _)| id.ends_with(&format!(".{}", name.key)) || name.key.ends_with(&format!(".{id}")))
+        // Objects whose name ends with this one, and objects this name ends with.
+        let longer = self.by_suffix.get(&name.key).into_iter().flatten();
+        let shorter = name.key.match_indices('.').map(|(at, _)| &name.key[at + 1..]);
+        let mut candidates: Vec<(&String, &NodeKind)> = longer
+            .chain(shorter.filter_map(|suffix| self.objects.get_key_value(suffix).map(|(id, _)| id)))
+            .filter_map(|id| self.objects.get_key_value(id))
             .collect();
+        candidates.sort();
+        candidates.dedup();
         let defined: Vec<&(&String, &NodeKind)> = candidates.iter().filter(|(_, kind)| kind.is_defined_object()).collect();
         match (candidates.as_slice(), defined.as_slice()) {
             ([(id, _)], _) => (*id).clone(),

@@ -325,7 +325,7 @@ fn warehouse(project: &str, id: &str) -> (FileRecord, FileGraph) {
 
 pub async fn a_stored_file_reads_back_as_its_graph(stores: &Stores) {
     let (record, graph) = warehouse("p1", "f1");
-    let stored = stores.lineage.store_file(&record, &graph).await.unwrap();
+    let stored = stores.lineage.store_file(&record, graph.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Stored { nodes_created: 5, edges_created: 4 });
 
     let mut wanted = ids_of(&graph.nodes);
@@ -359,7 +359,7 @@ pub async fn a_stored_file_reads_back_as_its_graph(stores: &Stores) {
 
 pub async fn the_same_content_is_stored_once_per_project(stores: &Stores) {
     let (first, graph) = warehouse("p1", "f1");
-    stores.lineage.store_file(&first, &graph).await.unwrap();
+    stores.lineage.store_file(&first, graph.clone()).await.unwrap();
     let before = stores.lineage.graph_counts().await.unwrap();
 
     // The same content again, under another id and with a graph that would add a node.
@@ -368,7 +368,7 @@ pub async fn the_same_content_is_stored_once_per_project(stores: &Stores) {
     again.ingested_at = at(60);
     let (_, mut graph_again) = warehouse("p1", "f2");
     graph_again.nodes.push(object("extra.table", NodeKind::Table, "f2.sql", 1));
-    let stored = stores.lineage.store_file(&again, &graph_again).await.unwrap();
+    let stored = stores.lineage.store_file(&again, graph_again.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Duplicate { existing_file_id: "f1".to_owned() });
     assert_eq!(stores.lineage.graph_counts().await.unwrap(), before, "a duplicate changes no count");
     assert_eq!(node(stores, "p1", "extra.table").await, None, "a duplicate writes nothing");
@@ -378,7 +378,7 @@ pub async fn the_same_content_is_stored_once_per_project(stores: &Stores) {
     // The same content in another project is that project's first copy.
     let mut elsewhere = again.clone();
     elsewhere.project_id = "p2".to_owned();
-    let stored = stores.lineage.store_file(&elsewhere, &graph_again).await.unwrap();
+    let stored = stores.lineage.store_file(&elsewhere, graph_again.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Stored { nodes_created: 6, edges_created: 4 });
     assert_eq!(stores.lineage.graph_counts().await.unwrap().files, 2);
 }
@@ -393,7 +393,7 @@ pub async fn definitions_replace_external_references_and_the_counts_follow(store
         edges: vec![edge("gold.v", EdgeKind::Derives, "raw.orders", 1)],
         chunks: vec![],
     };
-    stores.lineage.store_file(&file("p1", "f1", "one", 1), &f1).await.unwrap();
+    stores.lineage.store_file(&file("p1", "f1", "one", 1), f1.clone()).await.unwrap();
     assert_eq!(stores.lineage.graph_counts().await.unwrap().node_types, type_counts(&[("External", 1), ("View", 1)]));
 
     // raw.orders is now defined; gold.v is only referenced, which changes nothing.
@@ -403,7 +403,7 @@ pub async fn definitions_replace_external_references_and_the_counts_follow(store
         edges: vec![edge("raw.orders", EdgeKind::Contains, "raw.orders#id", 3), edge("gold.v", EdgeKind::Derives, "raw.orders", 9)],
         chunks: vec![],
     };
-    let stored = stores.lineage.store_file(&file("p1", "f2", "two", 2), &f2).await.unwrap();
+    let stored = stores.lineage.store_file(&file("p1", "f2", "two", 2), f2.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Stored { nodes_created: 1, edges_created: 1 }, "only the column and its edge are new");
     assert_eq!(node(stores, "p1", "raw.orders").await, Some(definition), "the definition replaces the external reference");
     assert_eq!(node(stores, "p1", "gold.v").await, Some(f1.nodes[0].clone()), "a reference leaves a definition alone");
@@ -418,7 +418,7 @@ pub async fn definitions_replace_external_references_and_the_counts_follow(store
     let mut column_again = column("raw.orders", "id", Some("BIGINT"));
     column_again.properties.insert("nullable".to_owned(), false.into());
     let f3 = FileGraph { nodes: vec![redefinition.clone(), column_again], edges: vec![], chunks: vec![] };
-    let stored = stores.lineage.store_file(&file("p1", "f3", "three", 3), &f3).await.unwrap();
+    let stored = stores.lineage.store_file(&file("p1", "f3", "three", 3), f3.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Stored { nodes_created: 0, edges_created: 0 });
     assert_eq!(node(stores, "p1", "raw.orders").await, Some(redefinition));
     let column = node(stores, "p1", "raw.orders#id").await.unwrap();
@@ -450,13 +450,13 @@ pub async fn edges_are_found_in_both_directions(stores: &Stores) {
         ],
         chunks: vec![],
     };
-    stores.lineage.store_file(&file("p1", "f1", "edges", 1), &graph).await.unwrap();
+    stores.lineage.store_file(&file("p1", "f1", "edges", 1), graph.clone()).await.unwrap();
     let other = FileGraph {
         nodes: vec![],
         edges: vec![edge("a", EdgeKind::ReadsFrom, "z", 1), edge("q", EdgeKind::Derives, "a", 1)],
         chunks: vec![],
     };
-    stores.lineage.store_file(&file("p2", "g1", "edges elsewhere", 1), &other).await.unwrap();
+    stores.lineage.store_file(&file("p2", "g1", "edges elsewhere", 1), other.clone()).await.unwrap();
 
     let edges = |ids: &[&str], direction| {
         let ids = strings(ids);
@@ -487,9 +487,9 @@ pub async fn the_object_index_lists_objects_but_not_columns(stores: &Stores) {
         edges: vec![],
         chunks: vec![],
     };
-    stores.lineage.store_file(&file("p1", "f1", "objects", 1), &graph).await.unwrap();
+    stores.lineage.store_file(&file("p1", "f1", "objects", 1), graph.clone()).await.unwrap();
     let elsewhere = FileGraph { nodes: vec![object("other.t", NodeKind::Table, "g.sql", 1)], edges: vec![], chunks: vec![] };
-    stores.lineage.store_file(&file("p2", "g1", "objects elsewhere", 1), &elsewhere).await.unwrap();
+    stores.lineage.store_file(&file("p2", "g1", "objects elsewhere", 1), elsewhere.clone()).await.unwrap();
 
     let mut objects = stores.lineage.object_index("p1").await.unwrap();
     objects.sort();
@@ -508,7 +508,7 @@ pub async fn the_object_index_lists_objects_but_not_columns(stores: &Stores) {
 pub async fn files_list_newest_first_per_project_and_overall(stores: &Stores) {
     for (project, id, seconds) in [("p1", "a", 10), ("p2", "c", 20), ("p1", "b", 30), ("p2", "d", 40)] {
         let graph = FileGraph { nodes: vec![object(&format!("t.{id}"), NodeKind::Table, "x.sql", 1)], edges: vec![], chunks: vec![] };
-        stores.lineage.store_file(&file(project, id, id, seconds), &graph).await.unwrap();
+        stores.lineage.store_file(&file(project, id, id, seconds), graph.clone()).await.unwrap();
     }
     let list = |project: Option<&'static str>, limit| async move { ids_of_files(stores.lineage.list_files(project, limit).await.unwrap()) };
     assert_eq!(list(Some("p1"), 10).await, ["b", "a"]);
@@ -542,10 +542,10 @@ pub async fn search_ranks_by_bm25_and_stays_in_its_project(stores: &Stores) {
     ];
     let graph =
         FileGraph { nodes: vec![], edges: vec![], chunks: texts.iter().enumerate().map(|(n, text)| chunk("f1", n as u32, text)).collect() };
-    stores.lineage.store_file(&file("p1", "f1", "search", 1), &graph).await.unwrap();
+    stores.lineage.store_file(&file("p1", "f1", "search", 1), graph.clone()).await.unwrap();
     let noise =
         FileGraph { nodes: vec![], edges: vec![], chunks: vec![chunk("g1", 0, "SELECT customer customer customer customer FROM c")] };
-    stores.lineage.store_file(&file("p2", "g1", "search elsewhere", 1), &noise).await.unwrap();
+    stores.lineage.store_file(&file("p2", "g1", "search elsewhere", 1), noise.clone()).await.unwrap();
 
     let hits = stores.lineage.search_chunks("p1", &strings(&["customer"]), 10).await.unwrap();
     let ranked: Vec<&str> = hits.iter().map(|hit| hit.chunk.id.as_str()).collect();
@@ -581,13 +581,12 @@ pub async fn long_ids_are_stored_and_found(stores: &Stores) {
         edges: vec![edge(&source, EdgeKind::Derives, &target, 1)],
         chunks: vec![],
     };
-    let stored = stores.lineage.store_file(&file("p1", "f1", "long", 1), &graph).await.unwrap();
+    let stored = stores.lineage.store_file(&file("p1", "f1", "long", 1), graph.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 1 });
     assert_eq!(stores.lineage.edges_of("p1", std::slice::from_ref(&source), Direction::Upstream).await.unwrap(), graph.edges);
     assert_eq!(stores.lineage.edges_of("p1", std::slice::from_ref(&target), Direction::Downstream).await.unwrap(), graph.edges);
     // Met again: the same edge, not a second one.
-    let again =
-        stores.lineage.store_file(&file("p1", "f2", "long again", 2), &FileGraph { chunks: vec![], ..graph.clone() }).await.unwrap();
+    let again = stores.lineage.store_file(&file("p1", "f2", "long again", 2), FileGraph { chunks: vec![], ..graph.clone() }).await.unwrap();
     assert_eq!(again, StoredFile::Stored { nodes_created: 0, edges_created: 0 });
     assert_eq!(stores.lineage.graph_counts().await.unwrap().edges, 1);
 }
@@ -617,11 +616,11 @@ fn colliding_files() -> ((FileRecord, FileGraph), (FileRecord, FileGraph)) {
 
 pub async fn a_failed_store_leaves_nothing_behind(stores: &Stores) {
     let ((first, first_graph), (second, second_graph)) = colliding_files();
-    stores.lineage.store_file(&first, &first_graph).await.unwrap();
+    stores.lineage.store_file(&first, first_graph.clone()).await.unwrap();
     let counts = stores.lineage.graph_counts().await.unwrap();
     let objects = stores.lineage.object_index("p1").await.unwrap();
 
-    let failed = stores.lineage.store_file(&second, &second_graph).await;
+    let failed = stores.lineage.store_file(&second, second_graph.clone()).await;
     assert!(failed.is_err(), "a second record under the same key is refused: {failed:?}");
     assert_eq!(stores.lineage.graph_counts().await.unwrap(), counts, "no count of the failed file");
     assert_eq!(node(stores, "p1", "raw.orders").await, Some(external("raw.orders")), "an upgraded node is put back");
@@ -638,7 +637,7 @@ pub async fn a_failed_store_leaves_nothing_behind(stores: &Stores) {
     retried.id = "f2".to_owned();
     let mut retried_graph = second_graph.clone();
     retried_graph.chunks = vec![chunk("f2", 0, &second_graph.chunks[0].text)];
-    let stored = stores.lineage.store_file(&retried, &retried_graph).await.unwrap();
+    let stored = stores.lineage.store_file(&retried, retried_graph.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 2 });
     let counts = stores.lineage.graph_counts().await.unwrap();
     assert_eq!((counts.nodes, counts.edges, counts.files), (4, 3, 2));
@@ -653,7 +652,7 @@ pub async fn concurrent_stores_of_the_same_content_store_it_once(stores: &Stores
             let lineage = stores.lineage.clone();
             let (record, mut graph) = (file("p1", &format!("f{n}"), "the same SQL", n), graph.clone());
             graph.chunks = vec![chunk(&record.id, 0, "CREATE TABLE staging.orders (id INT)")];
-            tokio::spawn(async move { (record.id.clone(), lineage.store_file(&record, &graph).await.unwrap()) })
+            tokio::spawn(async move { (record.id.clone(), lineage.store_file(&record, graph.clone()).await.unwrap()) })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -763,13 +762,13 @@ mod sqlite_only {
     async fn a_write_failing_late_in_the_transaction_rolls_back_the_whole_file() {
         let (stores, _folder) = fresh_sqlite().await.unwrap();
         let ((first, first_graph), (mut second, mut second_graph)) = colliding_files();
-        stores.lineage.store_file(&first, &first_graph).await.unwrap();
+        stores.lineage.store_file(&first, first_graph.clone()).await.unwrap();
         let counts = stores.lineage.graph_counts().await.unwrap();
         second.id = "f2".to_owned();
         let mut taken = first_graph.chunks[0].clone();
         taken.file_id = "f2".to_owned();
         second_graph.chunks = vec![chunk("f2", 0, "SELECT carrier FROM raw.orders"), taken];
-        let failed = stores.lineage.store_file(&second, &second_graph).await;
+        let failed = stores.lineage.store_file(&second, second_graph.clone()).await;
         assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
         assert_eq!(stores.lineage.graph_counts().await.unwrap(), counts);
         assert_eq!(node(&stores, "p1", "raw.orders").await, Some(external("raw.orders")));
@@ -781,7 +780,7 @@ mod sqlite_only {
 
 mod dynamodb_only {
     use super::*;
-    use crate::store::dynamo::{Attempt, Claim};
+    use crate::store::dynamo::lineage::{Attempt, Claim};
     use aws_sdk_dynamodb::types::AttributeValue;
 
     /// A store that dies between its writes and its commit leaves a pending claim and its items; the
@@ -791,7 +790,7 @@ mod dynamodb_only {
         let Some(store) = fresh_dynamo_store().await else { return };
         let stores = Stores::dynamodb(store.clone());
         let ((first, first_graph), (mut crashed, mut graph)) = colliding_files();
-        stores.lineage.store_file(&first, &first_graph).await.unwrap();
+        stores.lineage.store_file(&first, first_graph.clone()).await.unwrap();
         crashed.id = "f2".to_owned();
         graph.chunks = vec![chunk("f2", 0, "INSERT INTO staging.shipments SELECT carrier FROM raw.orders")];
 
@@ -819,7 +818,7 @@ mod dynamodb_only {
         let mut retried = crashed.clone();
         retried.id = "f3".to_owned();
         graph.chunks = vec![chunk("f3", 0, &graph.chunks[0].text)];
-        let stored = stores.lineage.store_file(&retried, &graph).await.unwrap();
+        let stored = stores.lineage.store_file(&retried, graph.clone()).await.unwrap();
         assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 2 }, "counted as if the crash never happened");
         let counts = stores.lineage.graph_counts().await.unwrap();
         assert_eq!((counts.nodes, counts.edges, counts.files), (4, 3, 2));
@@ -840,7 +839,7 @@ mod dynamodb_only {
         assert_eq!(logs.count, 0, "no undo log is left");
         let mut again = crashed.clone();
         again.id = "f4".to_owned();
-        let duplicate = stores.lineage.store_file(&again, &FileGraph { chunks: vec![], ..graph }).await.unwrap();
+        let duplicate = stores.lineage.store_file(&again, FileGraph { chunks: vec![], ..graph }).await.unwrap();
         assert_eq!(duplicate, StoredFile::Duplicate { existing_file_id: "f3".to_owned() });
     }
 }

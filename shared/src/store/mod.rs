@@ -106,7 +106,7 @@ pub trait LineageStore: Send + Sync + 'static {
     /// leaves no node, edge, chunk or count of this file behind. `file.nodes_created` and
     /// `file.edges_created` are filled in by the store, and `file.ingested_at` is kept to the
     /// millisecond.
-    async fn store_file(&self, file: &FileRecord, graph: &FileGraph) -> Result<StoredFile, StoreError>;
+    async fn store_file(&self, file: &FileRecord, graph: FileGraph) -> Result<StoredFile, StoreError>;
 
     /// Ingested files, newest first, of one project or of all; at most `limit`.
     async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
@@ -163,29 +163,29 @@ pub(crate) mod merge {
 
     /// A file's nodes with one per id, each the merge of its occurrences in the file, in first-seen
     /// order.
-    pub fn fold_nodes(nodes: &[GraphNode]) -> Vec<GraphNode> {
-        let mut order = Vec::new();
-        let mut folded: HashMap<&str, GraphNode> = HashMap::new();
+    pub fn fold_nodes(nodes: Vec<GraphNode>) -> Vec<GraphNode> {
+        let mut folded: Vec<GraphNode> = Vec::with_capacity(nodes.len());
+        let mut position: HashMap<String, usize> = HashMap::with_capacity(nodes.len());
         for node in nodes {
-            match folded.get(node.id.as_str()) {
-                Some(earlier) => {
-                    if let Some(merged) = merge_node(Some(earlier), node) {
-                        folded.insert(&node.id, merged);
+            match position.get(&node.id) {
+                Some(&at) => {
+                    if let Some(merged) = merge_node(Some(&folded[at]), &node) {
+                        folded[at] = merged;
                     }
                 }
                 None => {
-                    order.push(node.id.as_str());
-                    folded.insert(&node.id, node.clone());
+                    position.insert(node.id.clone(), folded.len());
+                    folded.push(node);
                 }
             }
         }
-        order.into_iter().filter_map(|id| folded.remove(id)).collect()
+        folded
     }
 
     /// A file's edges with one per id (the first one found), in order.
-    pub fn fold_edges(edges: &[GraphEdge]) -> Vec<GraphEdge> {
-        let mut seen = HashSet::new();
-        edges.iter().filter(|edge| seen.insert(edge.id.as_str())).cloned().collect()
+    pub fn fold_edges(edges: Vec<GraphEdge>) -> Vec<GraphEdge> {
+        let mut seen = HashSet::with_capacity(edges.len());
+        edges.into_iter().filter(|edge| seen.insert(edge.id.clone())).collect()
     }
 
     /// Refuses a file whose graph breaks the model's invariants, before anything is written: node ids
@@ -305,7 +305,7 @@ pub(crate) mod merge {
 
         #[test]
         fn a_file_folds_its_repeats() {
-            let folded = fold_nodes(&[node("x", NodeKind::External), node("y", NodeKind::Table), node("x", NodeKind::View)]);
+            let folded = fold_nodes(vec![node("x", NodeKind::External), node("y", NodeKind::Table), node("x", NodeKind::View)]);
             assert_eq!(folded.iter().map(|n| (n.id.as_str(), n.kind)).collect::<Vec<_>>(), [("x", NodeKind::View), ("y", NodeKind::Table)]);
             let mut delta = GraphDelta::default();
             delta.node_inserted(NodeKind::External);

@@ -94,7 +94,14 @@ pub async fn upload_files(State(state): State<AppState>, mut form: Multipart) ->
             }
         }
     }
-    Ok(Json(knowledge::ingest(&state, request).await?))
+    ingest_to_the_end(state, request).await
+}
+
+/// Runs an ingestion to its end even if the client goes away or the request times out: cutting a
+/// store write halfway would leave work to undo (on DynamoDB, a pending claim).
+async fn ingest_to_the_end(state: AppState, request: IngestRequest) -> Result<Json<IngestionResult>, ApiError> {
+    let ingestion = tokio::spawn(async move { knowledge::ingest(&state, request).await });
+    Ok(Json(ingestion.await.map_err(|error| ApiError::internal("ingestion", error))??))
 }
 
 /// A file sent as JSON.
@@ -138,7 +145,7 @@ pub async fn ingest_json(State(state): State<AppState>, ApiJson(body): ApiJson<I
         dialect: body.dialect.unwrap_or_else(|| "auto".to_owned()),
         files: body.files.into_iter().map(|file| IngestFile { filename: file.filename, content: file.content.into_bytes() }).collect(),
     };
-    Ok(Json(knowledge::ingest(&state, request).await?))
+    ingest_to_the_end(state, request).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
