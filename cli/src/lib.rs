@@ -16,8 +16,8 @@ use tributary_core::knowledge::{FileResult, IngestFile, IngestRequest, Ingestion
 
 /// Files in one request.
 const BATCH_FILES: usize = 50;
-/// Bytes in one request: below the node's default limit and Lambda's 6 MB.
-const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes in one request: below the node's default limit and the 4 MB the Lambda function takes.
+const BATCH_BYTES: usize = 3_500_000;
 /// A file larger than this is refused locally (the node's default `INGEST_MAX_FILE_BYTES`).
 const MAX_FILE_BYTES: u64 = tributary_core::lineage::limits::MAX_FILE_BYTES as u64;
 
@@ -131,7 +131,10 @@ impl Target {
                 Ok(Target::Database(state))
             }
             None => {
-                let client = reqwest::Client::builder().timeout(Duration::from_secs(args.timeout)).build()?;
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(args.timeout))
+                    .build()?;
                 Ok(Target::Server { client, url: format!("{}/api/v1/ingest", args.server.trim_end_matches('/')) })
             }
         }
@@ -167,6 +170,15 @@ impl Target {
 
 async fn ingest(args: IngestArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
+    // Bad usage is found before any file is read or sent.
+    if tributary_core::lineage::dialect::DialectChoice::parse(&args.dialect).is_none() {
+        eprintln!("error: unknown dialect {:?}; use one of: {}", args.dialect, tributary_core::lineage::dialect::DIALECT_NAMES);
+        return Ok(2);
+    }
+    if let Err(problem) = tributary_core::knowledge::validate_project(&args.project) {
+        eprintln!("error: --project: {}", problem.message);
+        return Ok(2);
+    }
     let paths = collect(&args.paths, &args.extensions)?;
     if paths.is_empty() {
         bail!("no SQL files under {} (extensions: {})", display_paths(&args.paths), args.extensions.join(", "));
@@ -185,7 +197,6 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<i32> {
         ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {msg}").expect("a valid template").progress_chars("=> "),
     );
     let sendable: Vec<usize> = (0..found.len()).filter(|&index| found[index].refused.is_none()).collect();
-    let mut batch_error = None;
     for batch in batches(&sendable, &found) {
         let files = batch
             .iter()
@@ -194,16 +205,29 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<i32> {
         bar.set_message(display_name(&found[batch[0]].path));
         let request = IngestRequest { project_id: args.project.clone(), dialect: args.dialect.clone(), files };
         match target.send(request).await {
-            Ok(outcome) => {
+            Ok(outcome) if outcome.results.len() == batch.len() => {
                 for (&index, result) in batch.iter().zip(outcome.results) {
                     found[index].result = Some(result);
                 }
             }
+            Ok(outcome) => {
+                let reason = format!("the server answered {} results for {} files", outcome.results.len(), batch.len());
+                for &index in &batch {
+                    found[index].refused = Some(reason.clone());
+                }
+            }
             Err(error) => {
+                let unreachable = error.chain().any(|cause| cause.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_connect));
                 for &index in &batch {
                     found[index].refused = Some(format!("{error:#}"));
                 }
-                batch_error.get_or_insert(error);
+                if unreachable {
+                    // No server: the other batches would fail alike.
+                    for file in found.iter_mut().filter(|file| file.refused.is_none() && file.result.is_none()) {
+                        file.refused = Some("not sent: the server cannot be reached".to_owned());
+                    }
+                    break;
+                }
             }
         }
         bar.inc(batch.iter().map(|&index| found[index].content.len() as u64).sum());

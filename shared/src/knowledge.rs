@@ -130,6 +130,29 @@ fn validate(request: &IngestRequest, max_file_bytes: usize) -> Result<DialectCho
     if errors.is_empty() { Ok(dialect.unwrap_or(DialectChoice::Auto)) } else { Err(ApiError::validation(errors)) }
 }
 
+/// Least time between two `ingestion_progress` events of one ingestion.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Lets an event through at most once per interval, and always the last one.
+struct Throttle {
+    every: std::time::Duration,
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn every(every: std::time::Duration) -> Self {
+        Throttle { every, last: None }
+    }
+
+    fn due(&mut self, last_of_phase: bool) -> bool {
+        let due = last_of_phase || self.last.is_none_or(|last| last.elapsed() >= self.every);
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+}
+
 /// Sends an ingestion event to every dashboard; a broadcaster failure never fails the ingestion.
 async fn announce(state: &AppState, kind: MessageType, data: serde_json::Value) {
     match ServerMessage::new(kind, data) {
@@ -173,6 +196,9 @@ pub async fn ingest(state: &AppState, mut request: IngestRequest) -> Result<Inge
         }),
     )
     .await;
+    // Every host gets at most a few progress events a second (the cloud's broadcaster, unlike the
+    // node's hub, does not coalesce them), and always the last of each phase.
+    let mut throttle = Throttle::every(PROGRESS_EVERY);
     let progress = |done: usize, current: &str, phase: &str, nodes: u64| {
         // Parsing is the first half of the work, storing the second.
         let percent = match phase {
@@ -201,11 +227,17 @@ pub async fn ingest(state: &AppState, mut request: IngestRequest) -> Result<Inge
     .buffered(parallelism);
     let mut parsed: Vec<Result<ParsedFile, String>> = Vec::with_capacity(total);
     while let Some(outcome) = parsing.next().await {
-        let outcome =
-            outcome.map_err(|error| format!("the parser failed: {error}")).and_then(|result| result.map_err(|error| error.to_string()));
+        let outcome = outcome
+            .map_err(|error| {
+                tracing::error!(%error, "the SQL parser failed");
+                "the parser failed on this file".to_owned()
+            })
+            .and_then(|result| result.map_err(|error| error.to_string()));
         parsed.push(outcome);
         let file = &request.files[parsed.len() - 1];
-        announce(state, MessageType::IngestionProgress, progress(parsed.len(), &file.filename, "parsing", 0)).await;
+        if throttle.due(parsed.len() == total) {
+            announce(state, MessageType::IngestionProgress, progress(parsed.len(), &file.filename, "parsing", 0)).await;
+        }
     }
     drop(parsing);
 
@@ -224,7 +256,18 @@ pub async fn ingest(state: &AppState, mut request: IngestRequest) -> Result<Inge
             announce(
                 state,
                 MessageType::IngestionComplete,
-                json!({"ingestion_id": ingestion_id, "project_id": project, "status": "failed", "error": detail, "files_processed": 0, "files_failed": total}),
+                json!({
+                    "ingestion_id": ingestion_id,
+                    "project_id": project,
+                    "files_processed": 0,
+                    "files_failed": total,
+                    "files_skipped_duplicate": 0,
+                    "total_nodes_created": 0,
+                    "total_edges_created": 0,
+                    "duration_ms": started.elapsed().as_millis() as u64,
+                    "status": "failed",
+                    "error": detail,
+                }),
             )
             .await;
             let event = ActivityEvent::new(EventType::Ingestion, EventSource::System, "ingestion", EventStatus::Error)
@@ -326,7 +369,9 @@ pub async fn ingest(state: &AppState, mut request: IngestRequest) -> Result<Inge
             }
         }
         results.push(result);
-        announce(state, MessageType::IngestionProgress, progress(index + 1, &file.filename, "storing", nodes_created)).await;
+        if throttle.due(index + 1 == total) {
+            announce(state, MessageType::IngestionProgress, progress(index + 1, &file.filename, "storing", nodes_created)).await;
+        }
     }
     state.stats.invalidate().await;
 
@@ -448,12 +493,17 @@ pub struct LineageGraph {
 
 /// Most nodes a lineage answer carries.
 pub const MAX_LINEAGE_NODES: usize = 2000;
+/// Longest node reference accepted (a column id of four 128-byte parts fits).
+pub const MAX_REFERENCE_BYTES: usize = 700;
 /// Deepest lineage walk.
 pub const MAX_LINEAGE_DEPTH: u32 = 20;
 
 /// Finds a node by id or by name (case-insensitive, quotes and brackets dropped, schema optional);
 /// 404 naming the closest known names otherwise.
 pub async fn find_node(state: &AppState, project: &str, reference: &str) -> Result<GraphNode, ApiError> {
+    if reference.is_empty() || reference.len() > MAX_REFERENCE_BYTES {
+        return Err(ApiError::validation(vec![FieldError::new("node", format!("must be 1 to {MAX_REFERENCE_BYTES} bytes"))]));
+    }
     let store = &state.stores.lineage;
     if let Some(node) = store.get_nodes(project, &[reference.to_owned()]).await?.into_iter().next() {
         return Ok(node);

@@ -22,6 +22,17 @@ use super::model::{EdgeKind, NodeKind};
 /// Bytes kept of one part of a name.
 const MAX_PART_BYTES: usize = 128;
 
+/// One part of a name as ids may hold it: no `|` or `#` (edge and column ids are built with them),
+/// and at most [`MAX_PART_BYTES`] bytes (SQL engines cap identifiers at 63 to 128 characters; a
+/// longer one is hostile).
+pub fn clean_part(part: &str) -> String {
+    let mut end = part.len().min(MAX_PART_BYTES);
+    while !part.is_char_boundary(end) {
+        end -= 1;
+    }
+    part[..end].replace(['|', '#'], "_")
+}
+
 /// An object name: its normalized key (lowercase, unquoted, dot-joined) and how it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name {
@@ -43,19 +54,13 @@ impl Name {
     }
 
     pub fn from_parts(parts: &[String]) -> Name {
-        // T-SQL temporary tables (`#staging`) live in their own namespace.
-        // Ids never contain `|` or `#` (edge and column ids are built with them), and each part is
-        // bounded (SQL engines cap identifiers at 63 to 128 characters; a longer one is hostile).
-        let clean = |part: &str| {
-            let mut end = part.len().min(MAX_PART_BYTES);
-            while !part.is_char_boundary(end) {
-                end -= 1;
-            }
-            part[..end].replace(['|', '#'], "_")
-        };
-        let written: Vec<String> = parts.iter().map(|part| clean(part)).collect();
+        // At most `server.database.schema.object`: a longer name is hostile (and each suffix of it
+        // would be indexed for resolution).
+        let parts = &parts[parts.len().saturating_sub(super::limits::MAX_NAME_PARTS)..];
+        let written: Vec<String> = parts.iter().map(|part| clean_part(part)).collect();
         let written = match parts.last() {
-            Some(last) if last.starts_with('#') && parts.len() == 1 => format!("temp.{}", clean(last.trim_start_matches('#'))),
+            // T-SQL temporary tables (`#staging`) live in their own namespace.
+            Some(last) if last.starts_with('#') && parts.len() == 1 => format!("temp.{}", clean_part(last.trim_start_matches('#'))),
             _ => written.join("."),
         };
         Name { key: written.to_lowercase(), written }
@@ -752,6 +757,8 @@ impl Visitor for Identifiers {
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         if self.subquery_depth == 0 {
             match expr {
+                // T-SQL variables and parameters are not columns.
+                Expr::Identifier(ident) if ident.value.starts_with('@') => {}
                 Expr::Identifier(ident) => self.found.push(vec![ident.value.clone()]),
                 Expr::CompoundIdentifier(idents) => self.found.push(idents.iter().map(|ident| ident.value.clone()).collect()),
                 _ => {}

@@ -67,6 +67,11 @@ pub mod limits {
     pub const FILE_TIME_BUDGET: Duration = Duration::from_secs(20);
     /// A chunk keeps at most this much of its statement's text.
     pub const CHUNK_TEXT_BYTES: usize = 16 * 1024;
+    /// Warnings kept per file (then one saying how many more), and bytes per warning.
+    pub const MAX_WARNINGS: usize = 100;
+    pub const WARNING_BYTES: usize = 300;
+    /// Parts of a name kept (`server.database.schema.object`; more are dropped from the front).
+    pub const MAX_NAME_PARTS: usize = 4;
     /// An object node keeps at most this much of its definition.
     pub const DEFINITION_BYTES: usize = 4 * 1024;
 }

@@ -67,11 +67,15 @@ pub fn parse_file(sql: &str, choice: DialectChoice, started: Instant) -> Result<
             object: None,
             text: abridge(&piece.text, limits::CHUNK_TEXT_BYTES),
         };
-        if piece.text.len() > limits::MAX_STATEMENT_BYTES {
-            warnings.push(IngestWarning {
-                line: piece.start_line,
-                message: format!("statement skipped: longer than {} bytes", limits::MAX_STATEMENT_BYTES),
-            });
+        let too_big = if piece.text.len() > limits::MAX_STATEMENT_BYTES {
+            Some(format!("statement skipped: longer than {} bytes", limits::MAX_STATEMENT_BYTES))
+        } else if piece.operators > split::MAX_OPERATORS {
+            Some(format!("statement skipped: more than {} operators", split::MAX_OPERATORS))
+        } else {
+            None
+        };
+        if let Some(message) = too_big {
+            warnings.push(IngestWarning { line: piece.start_line, message });
             chunks.push(chunk);
             continue;
         }
@@ -94,6 +98,17 @@ pub fn parse_file(sql: &str, choice: DialectChoice, started: Instant) -> Result<
         chunks.push(chunk);
     }
     warnings.sort_by_key(|warning| warning.line);
+    // Bounded: a message quotes the token it stopped at (a string literal may be a megabyte), and a
+    // file of garbage has a warning per statement.
+    let omitted = warnings.len().saturating_sub(limits::MAX_WARNINGS);
+    warnings.truncate(limits::MAX_WARNINGS);
+    for warning in &mut warnings {
+        warning.message = abridge(&warning.message, limits::WARNING_BYTES);
+    }
+    if omitted > 0 {
+        let line = warnings.last().map_or(1, |warning| warning.line);
+        warnings.push(IngestWarning { line, message: format!("… and {omitted} more warnings") });
+    }
     Ok(ParsedFile { dialect, statements: pieces.len() as u32, warnings, facts, chunks })
 }
 
@@ -161,6 +176,25 @@ mod tests {
         let parsed = parse_file(&sql, DialectChoice::Fixed(Dialect::Generic), Instant::now()).unwrap();
         assert_eq!(parsed.warnings.len(), 1);
         assert!(parsed.warnings[0].message.contains("nested deeper"), "{:?}", parsed.warnings);
+    }
+
+    #[test]
+    fn a_flat_chain_of_operators_is_refused_before_it_is_parsed() {
+        // sqlparser would build it 200,000 levels deep; freeing that overflows the stack.
+        let sql = format!("SELECT 1{};\nSELECT 2;", "+1".repeat(200_000));
+        let parsed = parse_file(&sql, DialectChoice::Fixed(Dialect::Generic), Instant::now()).unwrap();
+        assert_eq!(parsed.warnings.len(), 1);
+        assert!(parsed.warnings[0].message.contains("operators"), "{:?}", parsed.warnings);
+        assert_eq!(parsed.statements, 2);
+    }
+
+    #[test]
+    fn warnings_are_bounded_in_number_and_size() {
+        let sql = format!("SELEC '{}';\n", "x".repeat(100_000)).repeat(300);
+        let parsed = parse_file(&sql, DialectChoice::Fixed(Dialect::Generic), Instant::now()).unwrap();
+        assert_eq!(parsed.warnings.len(), limits::MAX_WARNINGS + 1);
+        assert!(parsed.warnings.iter().all(|warning| warning.message.len() <= limits::WARNING_BYTES + 3));
+        assert!(parsed.warnings.last().unwrap().message.contains("200 more"), "{:?}", parsed.warnings.last());
     }
 
     #[test]

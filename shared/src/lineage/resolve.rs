@@ -90,7 +90,7 @@ impl Catalog {
 
 /// The id of a column node.
 pub fn column_id(object: &str, column: &str) -> String {
-    format!("{object}#{}", column.to_lowercase())
+    format!("{object}#{}", super::extract::clean_part(&column.to_lowercase()))
 }
 
 /// Builds the graph one file contributes.

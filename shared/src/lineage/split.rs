@@ -17,6 +17,8 @@ pub struct Piece {
     /// 1-based, inclusive.
     pub start_line: u32,
     pub end_line: u32,
+    /// Operator tokens in it (see [`MAX_OPERATORS`]).
+    pub operators: usize,
 }
 
 /// A part of the file that could not even be tokenized (an unterminated string or comment).
@@ -58,8 +60,9 @@ fn batches(sql: &str, dialect: Dialect) -> Vec<(&str, u32)> {
     let (mut start, mut start_line, mut offset) = (0, 1u32, 0);
     for (index, line) in sql.split_inclusive('\n').enumerate() {
         let word = line.trim();
-        let is_go =
-            word.len() >= 2 && word[..2].eq_ignore_ascii_case("go") && word[2..].trim().chars().all(|character| character.is_ascii_digit());
+        // `get`: the line may start with a character wider than two bytes.
+        let is_go = word.get(..2).is_some_and(|go| go.eq_ignore_ascii_case("go"))
+            && word.get(2..).is_some_and(|count| count.trim().chars().all(|character| character.is_ascii_digit()));
         if is_go {
             batches.push((&sql[start..offset], start_line));
             start = offset + line.len();
@@ -88,15 +91,19 @@ fn is_trivia(token: &Token) -> bool {
 
 /// Cuts one batch's tokens into pieces.
 fn cut(batch: &str, tokens: &[TokenWithSpan], first_line: u32, dialect: Dialect, pieces: &mut Vec<Piece>) {
-    let offsets = Offsets::new(batch);
-    let next_word = |from: usize| tokens[from..].iter().find(|token| !is_trivia(&token.token)).and_then(|token| word(&token.token));
+    let mut offsets = Offsets::new(batch);
+    let next_token = |from: usize| tokens[from..].iter().find(|token| !is_trivia(&token.token)).map(|token| &token.token);
+    let next_word = |from: usize| next_token(from).and_then(word);
     let mut start = 0;
     let (mut parens, mut blocks) = (0usize, 0usize);
     let mut routine = false;
+    // Whether the statement begun at `start` has had a token other than space and comments.
+    let mut has_content = false;
     let mut index = 0;
     while index < tokens.len() {
         let token = &tokens[index].token;
-        if start == index || tokens[start..index].iter().all(|token| is_trivia(&token.token)) {
+        if !has_content && !is_trivia(token) {
+            has_content = true;
             // The first words of a statement: does a T-SQL routine begin here?
             routine = dialect.has_go_batches() && starts_routine(&tokens[index..]);
         }
@@ -108,7 +115,7 @@ fn cut(batch: &str, tokens: &[TokenWithSpan], first_line: u32, dialect: Dialect,
                     let opens_block = !matches!(
                         next_word(index + 1).as_deref(),
                         Some("TRANSACTION" | "TRAN" | "WORK" | "DISTRIBUTED" | "DIALOG" | "CONVERSATION")
-                    ) && !matches!(tokens.get(index + 1).map(|token| &token.token), Some(Token::SemiColon));
+                    ) && !matches!(next_token(index + 1), Some(Token::SemiColon));
                     blocks += usize::from(opens_block);
                 }
                 Some("CASE") => blocks += 1,
@@ -119,14 +126,15 @@ fn cut(batch: &str, tokens: &[TokenWithSpan], first_line: u32, dialect: Dialect,
                 _ => {}
             },
             Token::SemiColon if parens == 0 && blocks == 0 && !routine => {
-                push_piece(batch, &offsets, tokens, start..index + 1, first_line, pieces);
+                push_piece(batch, &mut offsets, tokens, start..index + 1, first_line, pieces);
                 start = index + 1;
+                has_content = false;
             }
             _ => {}
         }
         index += 1;
     }
-    push_piece(batch, &offsets, tokens, start..tokens.len(), first_line, pieces);
+    push_piece(batch, &mut offsets, tokens, start..tokens.len(), first_line, pieces);
 }
 
 /// Whether the tokens begin `CREATE [OR ALTER|OR REPLACE] PROC|PROCEDURE|FUNCTION|TRIGGER` or `ALTER` of one.
@@ -141,23 +149,62 @@ fn starts_routine(tokens: &[TokenWithSpan]) -> bool {
     matches!(rest.first().map(String::as_str), Some("PROC" | "PROCEDURE" | "FUNCTION" | "TRIGGER"))
 }
 
-/// Byte offsets of a text's lines, to turn token locations (line, character column) into slices.
+/// Turns token locations (line, character column) into byte offsets. Statements are asked for in
+/// order, so a cursor moves forward only: linear even when the whole file is one line.
 struct Offsets<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
+    /// The last answer: (line, column, byte offset).
+    cursor: (usize, usize, usize),
 }
 
 impl<'a> Offsets<'a> {
     fn new(text: &'a str) -> Self {
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(at, _)| at + 1)).collect();
-        Offsets { text, line_starts }
+        Offsets { text, line_starts, cursor: (1, 1, 0) }
     }
 
     /// The byte offset of a token's start.
-    fn of(&self, token: &TokenWithSpan) -> usize {
-        let (line, column) = (token.span.start.line as usize, token.span.start.column as usize);
-        let Some(&line_start) = self.line_starts.get(line.saturating_sub(1)) else { return self.text.len() };
-        self.text[line_start..].char_indices().nth(column.saturating_sub(1)).map_or(self.text.len(), |(at, _)| line_start + at)
+    fn of(&mut self, token: &TokenWithSpan) -> usize {
+        let (line, column) = (token.span.start.line as usize, token.span.start.column.max(1) as usize);
+        let (from, skip) = match self.cursor {
+            (cursor_line, cursor_column, at) if cursor_line == line && cursor_column <= column => (at, column - cursor_column),
+            _ => match self.line_starts.get(line.saturating_sub(1)) {
+                Some(&line_start) => (line_start, column - 1),
+                None => return self.text.len(),
+            },
+        };
+        let at = self.text[from..].char_indices().nth(skip).map_or(self.text.len(), |(at, _)| from + at);
+        self.cursor = (line, column, at);
+        at
+    }
+}
+
+/// Operators a statement may hold: `sqlparser` builds a chain of them (`1+1+…`, `a AND b AND …`)
+/// as a tree as deep as the chain, which its depth limit does not count and which would overflow the
+/// stack when freed. Real statements stay far below.
+pub const MAX_OPERATORS: usize = 2000;
+
+fn is_operator(token: &Token) -> bool {
+    match token {
+        Token::Word(word) => matches!(word.value.to_ascii_uppercase().as_str(), "AND" | "OR" | "NOT" | "IS" | "LIKE" | "IN" | "BETWEEN"),
+        Token::Plus
+        | Token::Minus
+        | Token::Mul
+        | Token::Div
+        | Token::Mod
+        | Token::StringConcat
+        | Token::Eq
+        | Token::DoubleEq
+        | Token::Neq
+        | Token::Lt
+        | Token::Gt
+        | Token::LtEq
+        | Token::GtEq
+        | Token::Ampersand
+        | Token::Pipe
+        | Token::Caret => true,
+        _ => false,
     }
 }
 
@@ -165,7 +212,7 @@ impl<'a> Offsets<'a> {
 /// batch as written, without leading and trailing blank space.
 fn push_piece(
     batch: &str,
-    offsets: &Offsets,
+    offsets: &mut Offsets,
     tokens: &[TokenWithSpan],
     range: std::ops::Range<usize>,
     first_line: u32,
@@ -182,7 +229,8 @@ fn push_piece(
     let text = batch[start..end.max(start)].trim_end();
     let start_line = first_line + (slice[first].span.start.line as u32).saturating_sub(1);
     let end_line = start_line + text.matches('\n').count() as u32;
-    pieces.push(Piece { text: text.to_owned(), start_line, end_line });
+    let operators = slice.iter().filter(|token| is_operator(&token.token)).count();
+    pieces.push(Piece { text: text.to_owned(), start_line, end_line, operators });
 }
 
 #[cfg(test)]
@@ -221,6 +269,13 @@ mod tests {
         let pieces = texts(sql, Dialect::MySql);
         assert_eq!(pieces.len(), 3, "{pieces:?}");
         assert!(pieces[1].0.ends_with("END;"));
+    }
+
+    #[test]
+    fn lines_starting_with_wide_characters_are_not_go_and_do_not_panic() {
+        let pieces = texts("SELECT '日本語';\n日本\nGO\nSELECT 2", Dialect::TSql);
+        assert_eq!(pieces.len(), 3, "{pieces:?}");
+        assert_eq!((pieces[1].0.as_str(), pieces[2].1), ("日本", 4), "GO still cuts after a wide line");
     }
 
     #[test]
