@@ -202,9 +202,18 @@ impl Extractor<'_> {
                 }
             }
             Statement::Update(update) => {
-                let target = table_factor_name(&update.table.relation);
+                // T-SQL's `UPDATE t SET … FROM dbo.Orders t` names the target by an alias of FROM.
+                let from = match &update.from {
+                    Some(
+                        sqlparser::ast::UpdateTableFromKind::BeforeSet(tables) | sqlparser::ast::UpdateTableFromKind::AfterSet(tables),
+                    ) => tables.as_slice(),
+                    None => &[],
+                };
+                let named = table_factor_name(&update.table.relation);
+                let target = named.clone().map(|name| aliased_table(&name, from).unwrap_or(name));
                 let mut sources = relations(statement);
-                if let Some(target) = &target {
+                if let (Some(named), Some(target)) = (&named, &target) {
+                    sources.remove(named);
                     sources.remove(target);
                     self.writes(target, sources);
                 }
@@ -441,29 +450,57 @@ impl Visitor for NestedStatements {
     }
 }
 
-/// Relations read anywhere in `node`: named tables in FROM and JOIN clauses at any depth, minus CTE
-/// names and table functions.
+/// Relations read anywhere in `node`: named tables in FROM and JOIN clauses at any depth, minus
+/// table functions and the CTEs visible where they are named. CTE names are scoped as SQL scopes
+/// them: a query's CTEs are seen by its body and by the CTEs after them (and, `WITH RECURSIVE`, by
+/// their own body), so `WITH orders AS (SELECT … FROM orders)` reads the real `orders`.
+#[derive(Default)]
 struct Relations {
     tables: BTreeSet<Name>,
-    ctes: BTreeSet<String>,
     functions: BTreeSet<Name>,
+    /// The CTE names visible in each query being visited, innermost last.
+    scopes: Vec<Vec<String>>,
+    /// CTE bodies not visited yet, with the names visible inside each.
+    bodies: Vec<(*const Query, Vec<String>)>,
 }
 
 impl Visitor for Relations {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        let inherited = match self.bodies.iter().position(|(body, _)| std::ptr::eq(*body, query)) {
+            Some(at) => self.bodies.swap_remove(at).1,
+            None => self.scopes.last().cloned().unwrap_or_default(),
+        };
+        let mut visible = inherited.clone();
         if let Some(with) = &query.with {
             for cte in &with.cte_tables {
-                self.ctes.insert(cte.alias.name.value.to_lowercase());
+                let name = cte.alias.name.value.to_lowercase();
+                let mut inside = visible.clone();
+                if with.recursive {
+                    inside.push(name.clone());
+                }
+                self.bodies.push((&*cte.query as *const Query, inside));
+                visible.push(name);
             }
         }
+        self.scopes.push(visible);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<()> {
+        self.scopes.pop();
         ControlFlow::Continue(())
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
         if let TableFactor::Table { name, args: None, .. } = factor {
-            self.tables.insert(Name::of(name));
+            let name = Name::of(name);
+            // A one-part name that a visible CTE defines is the CTE, not a table.
+            let is_cte = !name.key.contains('.') && self.scopes.last().is_some_and(|visible| visible.contains(&name.key));
+            if !is_cte {
+                self.tables.insert(name);
+            }
         }
         ControlFlow::Continue(())
     }
@@ -477,16 +514,14 @@ impl Visitor for Relations {
 }
 
 fn visit_relations<V: Visit + ?Sized>(node: &V) -> Relations {
-    let mut relations = Relations { tables: BTreeSet::new(), ctes: BTreeSet::new(), functions: BTreeSet::new() };
+    let mut relations = Relations::default();
     let _ = node.visit(&mut relations);
     relations
 }
 
-/// The objects `node` reads (CTE names excluded).
+/// The objects `node` reads (CTEs excluded).
 fn relations<V: Visit + ?Sized>(node: &V) -> BTreeSet<Name> {
-    let found = visit_relations(node);
-    // A one-part name that a CTE defines is the CTE, not a table.
-    found.tables.into_iter().filter(|name| name.key.contains('.') || !found.ctes.contains(&name.key)).collect()
+    visit_relations(node).tables
 }
 
 /// The objects a query reads.
@@ -497,6 +532,21 @@ fn sources_of(query: &Query) -> BTreeSet<Name> {
 /// The functions `node` calls in expressions.
 fn functions_called<V: Visit + ?Sized>(node: &V) -> BTreeSet<Name> {
     visit_relations(node).functions
+}
+
+/// The table `name` stands for when it is an alias given in `from`.
+fn aliased_table(name: &Name, from: &[TableWithJoins]) -> Option<Name> {
+    if name.key.contains('.') {
+        return None;
+    }
+    from.iter().flat_map(|table| std::iter::once(&table.relation).chain(table.joins.iter().map(|join| &join.relation))).find_map(|factor| {
+        match factor {
+            TableFactor::Table { name: table, alias: Some(alias), .. } if alias.name.value.eq_ignore_ascii_case(&name.key) => {
+                Some(Name::of(table))
+            }
+            _ => None,
+        }
+    })
 }
 
 fn table_factor_name(factor: &TableFactor) -> Option<Name> {

@@ -245,6 +245,30 @@ fn subqueries_joins_unions_and_ambiguous_columns() {
     assert!(graph.has_edge("u#id", EdgeKind::Derives, "a#id") && graph.has_edge("u#id", EdgeKind::Derives, "b#id"));
 }
 
+#[test]
+fn ctes_are_scoped_like_sql_scopes_them() {
+    let graph = Graph::ingest(
+        &[(
+            "ctes.sql",
+            "CREATE VIEW v AS WITH orders AS (SELECT id FROM orders WHERE id > 0) SELECT id FROM orders;
+             CREATE VIEW w AS SELECT x.a FROM (WITH t AS (SELECT a FROM s) SELECT a FROM t) x JOIN t ON t.a = x.a;",
+        )],
+        DialectChoice::Fixed(Dialect::Generic),
+    );
+    assert_eq!(graph.lineage("v", Direction::Upstream), set(&["orders"]), "a CTE's body reads the table it shadows");
+    assert_eq!(graph.lineage("w", Direction::Upstream), set(&["s", "t"]), "a CTE hides nothing outside its query");
+}
+
+#[test]
+fn an_update_through_an_alias_fills_the_aliased_table() {
+    let graph = Graph::ingest(
+        &[("u.sql", "UPDATE t SET t.total = s.total FROM dbo.Orders t JOIN dbo.Staging s ON s.id = t.id")],
+        DialectChoice::Fixed(Dialect::TSql),
+    );
+    assert_eq!(graph.lineage("dbo.orders", Direction::Upstream), set(&["dbo.staging"]));
+    assert_eq!(graph.kind("t"), None, "the alias is not a node");
+}
+
 /// One statement per dialect, each with syntax only that dialect reads, and the lineage it must give.
 #[test]
 fn every_dialect_parses_its_own_syntax() {
