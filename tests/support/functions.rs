@@ -100,7 +100,27 @@ impl TestFunctions {
             capture(&mut function, &functions.logs, name);
             functions.functions.push(function);
         }
+        functions.wait_until_serving().await;
         functions
+    }
+
+    /// Waits until every HTTP function answers. The emulator can lose a request that arrives before
+    /// a function's first poll (the request then never gets an answer), so each try has a timeout.
+    async fn wait_until_serving(&self) {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+        let deadline = Instant::now() + PATIENCE * 6;
+        for function in ["tributary-activity", "tributary-admin", "tributary-ingest"] {
+            let url = format!("http://127.0.0.1:{}/lambda-url/{function}/openapi.json", self.port);
+            loop {
+                match client.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => break,
+                    _ => {
+                        assert!(Instant::now() < deadline, "{function} never answered:\n{}", self.logs());
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
     }
 
     /// The URL of an HTTP path, on the function that serves it.
