@@ -22,7 +22,10 @@ pub struct TickerConfig {
 
 /// Runs until `stop` changes (it only ever turns true).
 pub async fn run(state: AppState, hub: Arc<Hub>, config: TickerConfig, mut stop: watch::Receiver<bool>) {
-    let mut stats = tokio::time::interval(config.stats_interval);
+    // The first update goes out one interval after start, like every later one: a client that
+    // connects right after start (or a restart) gets its ack, then the regular cadence, never a
+    // stray update computed while the node was still starting.
+    let mut stats = tokio::time::interval_at(tokio::time::Instant::now() + config.stats_interval, config.stats_interval);
     stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + config.heartbeat, config.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -67,14 +67,9 @@ impl Dashboard {
 
     /// The next message of `kind`, skipping others.
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
-        self.next_of_type_among(&[kind]).await
-    }
-
-    /// The next message of any of `kinds`, skipping others.
-    pub async fn next_of_type_among(&mut self, kinds: &[&str]) -> Value {
         loop {
             let message = self.next_json().await;
-            if kinds.iter().any(|kind| message["type"] == *kind) {
+            if message["type"] == kind {
                 return message;
             }
         }
