@@ -158,6 +158,34 @@ const MIGRATIONS: &[&str] = &[
          tokens,
          tokenize = \"unicode61 remove_diacritics 0 categories 'L* M* N* P* S* C*' tokenchars '_'\"
      );",
+    // 4: half the bytes per stored edge. An edge's id is `source|kind|target` (`lineage::edge_id`),
+    // so the key is those three columns and the id is made on read; the key serves lookups by
+    // source, and one index serves lookups by target (migration 3 kept the id and indexed both ends:
+    // three B-trees of long text keys). The search index keeps no copy of the tokens it indexes
+    // (contentless; rows can still be deleted), since `chunks` holds the text.
+    "CREATE TABLE graph_edges_keyed (
+         project_id TEXT NOT NULL,
+         source     TEXT NOT NULL,
+         kind       TEXT NOT NULL,
+         target     TEXT NOT NULL,
+         properties TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(properties)),
+         PRIMARY KEY (project_id, source, kind, target)
+     ) WITHOUT ROWID;
+     INSERT INTO graph_edges_keyed (project_id, source, kind, target, properties)
+         SELECT project_id, source, kind, target, properties FROM graph_edges WHERE true
+         ON CONFLICT DO NOTHING;
+     DROP TABLE graph_edges;
+     ALTER TABLE graph_edges_keyed RENAME TO graph_edges;
+     CREATE INDEX graph_edges_by_target ON graph_edges (project_id, target);
+     CREATE VIRTUAL TABLE chunk_terms USING fts5 (
+         tokens,
+         content = '',
+         contentless_delete = 1,
+         tokenize = \"unicode61 remove_diacritics 0 categories 'L* M* N* P* S* C*' tokenchars '_'\"
+     );
+     INSERT INTO chunk_terms (rowid, tokens) SELECT rowid, tokens FROM chunk_search;
+     DROP TABLE chunk_search;
+     ALTER TABLE chunk_terms RENAME TO chunk_search;",
 ];
 
 /// The SQLite store.
@@ -461,22 +489,19 @@ fn read_node(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<GraphNode, Stor
 }
 
 /// Columns of `graph_edges`, in `read_edge`'s order.
-const EDGE_COLUMNS: &str = "id, kind, source, target, properties";
+const EDGE_COLUMNS: &str = "source, kind, target, properties";
 
 fn read_edge(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<GraphEdge, StoreError>> {
-    let id: String = row.get(0)?;
+    let source: String = row.get(0)?;
     let kind: String = row.get(1)?;
-    let properties: String = row.get(4)?;
-    let (source, target) = (row.get(2)?, row.get(3)?);
+    let target: String = row.get(2)?;
+    let properties: String = row.get(3)?;
     Ok((|| {
-        Ok(GraphEdge {
-            kind: EdgeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("edge {id}: kind {kind:?}")))?,
-            properties: serde_json::from_str(&properties)
-                .map_err(|error| StoreError::Corrupt(format!("edge {id}: properties: {error}")))?,
-            id,
-            source,
-            target,
-        })
+        let kind = EdgeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("edge {source}|{kind}|{target}: kind")))?;
+        let mut edge = GraphEdge::new(kind, source, target);
+        edge.properties =
+            serde_json::from_str(&properties).map_err(|error| StoreError::Corrupt(format!("edge {}: properties: {error}", edge.id)))?;
+        Ok(edge)
     })())
 }
 
@@ -612,13 +637,13 @@ impl LineageStore for SqliteStore {
                 }
                 let mut insert_edge = transaction
                     .prepare_cached(
-                        "INSERT INTO graph_edges (project_id, id, kind, source, target, properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT (project_id, id) DO NOTHING",
+                        "INSERT INTO graph_edges (project_id, source, kind, target, properties) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (project_id, source, kind, target) DO NOTHING",
                     )
                     .map_err(classify)?;
                 for edge in &edges {
                     let inserted = insert_edge
-                        .execute(params![project, edge.id, edge.kind.as_str(), edge.source, edge.target, to_json(&edge.properties)?])
+                        .execute(params![project, edge.source, edge.kind.as_str(), edge.target, to_json(&edge.properties)?])
                         .map_err(classify)?;
                     if inserted == 1 {
                         delta.edge_inserted(edge.kind);
@@ -753,17 +778,15 @@ impl LineageStore for SqliteStore {
     async fn edges_of(&self, project: &str, ids: &[String], direction: Direction) -> Result<Vec<GraphEdge>, StoreError> {
         let (project, ids) = (project.to_owned(), distinct(ids));
         self.run(move |connection| {
-            let end = match direction {
-                Direction::Upstream => "source",
-                Direction::Downstream => "target",
+            // By source: the primary key's prefix. By target: its index, named, since without
+            // statistics the planner may prefer the key's `project_id` prefix and scan the project.
+            let query = match direction {
+                Direction::Upstream => format!("SELECT {EDGE_COLUMNS} FROM graph_edges WHERE project_id = ?1 AND source = ?2"),
+                Direction::Downstream => {
+                    format!("SELECT {EDGE_COLUMNS} FROM graph_edges INDEXED BY graph_edges_by_target WHERE project_id = ?1 AND target = ?2")
+                }
             };
-            // Named: without statistics the planner prefers the primary key's `project_id` prefix,
-            // which scans the whole project's edges for every id.
-            let mut statement = connection
-                .prepare_cached(&format!(
-                    "SELECT {EDGE_COLUMNS} FROM graph_edges INDEXED BY graph_edges_by_{end} WHERE project_id = ?1 AND {end} = ?2"
-                ))
-                .map_err(classify)?;
+            let mut statement = connection.prepare_cached(&query).map_err(classify)?;
             let mut edges = Vec::new();
             for id in &ids {
                 edges.extend(decoded(statement.query_map(params![project, id], read_edge).map_err(classify)?.collect())?);
@@ -784,11 +807,12 @@ impl LineageStore for SqliteStore {
             // figures (chunk count, average length, document frequencies) are the whole table's, every
             // project's chunks, and its IDF is floored near zero for a term in over half the chunks. So
             // scores differ from the DynamoDB backend's (the project's own figures, `Corpus::term_score`),
-            // while what ranks higher agrees: more mentions, shorter chunks, rarer terms.
+            // while what ranks higher agrees: more mentions, shorter chunks, rarer terms. CROSS JOIN
+            // keeps the index's matches the outer loop, never a probe per chunk of the project.
             let mut statement = connection
                 .prepare_cached(&format!(
                     "SELECT {CHUNK_COLUMNS}, bm25(chunk_search) AS bm25_score
-                     FROM chunk_search JOIN chunks c ON c.seq = chunk_search.rowid
+                     FROM chunk_search CROSS JOIN chunks c ON c.seq = chunk_search.rowid
                      WHERE chunk_search MATCH ?1 AND c.project_id = ?2
                      ORDER BY bm25_score, c.seq LIMIT ?3"
                 ))
@@ -1003,5 +1027,50 @@ impl StoreHealth for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before migration 4 keeps its edges (both directions) and its search.
+    #[tokio::test]
+    async fn migration_4_keeps_the_edges_and_the_search_index() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("v3.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            for migration in &MIGRATIONS[..3] {
+                connection.execute_batch(migration).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 3).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO files VALUES ('f1', 'p1', 'load.sql', 'hash', 'generic', 10, 0, 1, 3, 2, '[]');
+                     INSERT INTO graph_nodes (project_id, id, kind, name) VALUES
+                         ('p1', 'gold.revenue', 'View', 'gold.revenue'), ('p1', 'raw.orders', 'External', 'raw.orders');
+                     INSERT INTO graph_edges VALUES
+                         ('p1', 'gold.revenue|DERIVES|raw.orders', 'DERIVES', 'gold.revenue', 'raw.orders', '{\"line\":1}');
+                     INSERT INTO chunks (seq, project_id, id, file_id, filename, start_line, end_line, statement_kind, text, tokens)
+                         VALUES (1, 'p1', 'f1:0', 'f1', 'load.sql', 1, 1, 'CREATE VIEW',
+                                 'CREATE VIEW gold.revenue AS SELECT * FROM raw.orders', 9);
+                     INSERT INTO chunk_search (rowid, tokens) VALUES
+                         (1, 'create view gold revenue as select from raw orders');",
+                )
+                .unwrap();
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        let up = store.edges_of("p1", &["gold.revenue".to_owned()], Direction::Upstream).await.unwrap();
+        let down = store.edges_of("p1", &["raw.orders".to_owned()], Direction::Downstream).await.unwrap();
+        let mut expected = GraphEdge::new(EdgeKind::Derives, "gold.revenue", "raw.orders");
+        expected.properties.insert("line".to_owned(), 1.into());
+        assert_eq!(up, vec![expected.clone()]);
+        assert_eq!(down, vec![expected]);
+        let hits = store.search_chunks("p1", &["revenue".to_owned()], 5).await.unwrap();
+        assert_eq!(hits.iter().map(|hit| hit.chunk.id.as_str()).collect::<Vec<_>>(), ["f1:0"]);
+        let version: i64 = store.connection().unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
     }
 }
