@@ -5,6 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let cli = tributary_cli::Cli::parse();
+    tributary_core::telemetry::init_for_tool("warn");
     match tributary_cli::run(cli).await {
         Ok(code) => std::process::exit(code),
         Err(error) => {

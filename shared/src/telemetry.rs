@@ -16,3 +16,15 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.with_target(false).with_ansi(std::io::stdout().is_terminal()).try_init(),
     };
 }
+
+/// Installs a text subscriber on stderr for command-line tools, whose stdout is their output:
+/// `RUST_LOG` overrides `default_level` (`warn`, say, so the embedded store's warnings are seen).
+pub fn init_for_tool(default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
