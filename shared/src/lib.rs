@@ -33,5 +33,12 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 
+/// Every binary built on this library (the node, the functions, the CLI, the benchmarks) allocates
+/// with mimalloc: ingestion and JSON handling make many small, short-lived allocations, and glibc's
+/// allocator spent about a fifth of the CPU of an ingestion on them (measured in
+/// docs/benchmarks.md). Declared here, once, rather than in each `main`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The version reported by `/health` and the OpenAPI document.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
