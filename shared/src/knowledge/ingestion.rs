@@ -23,7 +23,7 @@ use crate::lineage::dialect::DialectChoice;
 use crate::lineage::extract::{Name, Ref};
 use crate::lineage::parse::{ParsedFile, parse_file};
 use crate::lineage::resolve::Catalog;
-use crate::lineage::{Chunk, Direction, EdgeKind, FileGraph, FileRecord, IngestWarning, StoredFile, build_graphs, limits};
+use crate::lineage::{Chunk, Direction, EdgeKind, FileGraph, FileRecord, IndexedChunk, IngestWarning, StoredFile, build_graphs, limits};
 use crate::realtime::{MessageType, ServerMessage};
 
 /// One file to ingest.
@@ -461,15 +461,18 @@ fn prepare(project: &str, files: Vec<(String, u64)>, parsed: Vec<ParsedUpload>, 
                     .chunks
                     .into_iter()
                     .enumerate()
-                    .map(|(ordinal, draft)| Chunk {
-                        id: format!("{file_id}:{ordinal}"),
-                        file_id: file_id.clone(),
-                        filename: filename.clone(),
-                        start_line: draft.start_line,
-                        end_line: draft.end_line,
-                        object: draft.object.as_ref().map(|name| catalog.resolve(name)),
-                        statement_kind: draft.statement_kind,
-                        text: draft.text,
+                    .map(|(ordinal, draft)| IndexedChunk {
+                        chunk: Chunk {
+                            id: format!("{file_id}:{ordinal}"),
+                            file_id: file_id.clone(),
+                            filename: filename.clone(),
+                            start_line: draft.start_line,
+                            end_line: draft.end_line,
+                            object: draft.object.as_ref().map(|name| catalog.resolve(name)),
+                            statement_kind: draft.statement_kind,
+                            text: draft.text,
+                        },
+                        terms: draft.terms,
                     })
                     .collect();
                 let record = FileRecord {

@@ -220,7 +220,23 @@ pub struct FileRecord {
 pub struct FileGraph {
     pub nodes: Vec<GraphNode>,
     pub edges: Vec<GraphEdge>,
-    pub chunks: Vec<Chunk>,
+    pub chunks: Vec<IndexedChunk>,
+}
+
+/// A chunk with its search terms ([`super::search::tokenize`] of its text), tokenized once while
+/// files are parsed in parallel, so a store's write path only writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedChunk {
+    pub chunk: Chunk,
+    pub terms: Vec<String>,
+}
+
+impl IndexedChunk {
+    /// Tokenizes the chunk's text.
+    pub fn new(chunk: Chunk) -> Self {
+        let terms = super::search::tokenize(&chunk.text);
+        IndexedChunk { chunk, terms }
+    }
 }
 
 /// What storing a file did.

@@ -7,9 +7,8 @@ use sqlparser::parser::{Parser, ParserError};
 
 use super::dialect::{Dialect, DialectChoice};
 use super::extract::{self, Facts, Name};
-use super::limits;
 use super::model::IngestWarning;
-use super::split;
+use super::{limits, search, split};
 
 /// A statement's chunk before it has a file id.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +18,8 @@ pub struct ChunkDraft {
     pub statement_kind: String,
     pub object: Option<Name>,
     pub text: String,
+    /// The text's search terms.
+    pub terms: Vec<String>,
 }
 
 /// What one file yielded.
@@ -60,12 +61,14 @@ pub fn parse_file(sql: &str, choice: DialectChoice, started: Instant) -> Result<
         if started.elapsed() > limits::FILE_TIME_BUDGET {
             return Err(FileError::TooSlow { seconds: limits::FILE_TIME_BUDGET.as_secs() });
         }
+        let text = abridge(&piece.text, limits::CHUNK_TEXT_BYTES);
         let mut chunk = ChunkDraft {
             start_line: piece.start_line,
             end_line: piece.end_line,
             statement_kind: first_word(&piece.text),
             object: None,
-            text: abridge(&piece.text, limits::CHUNK_TEXT_BYTES),
+            terms: search::tokenize(&text),
+            text,
         };
         let too_big = if piece.text.len() > limits::MAX_STATEMENT_BYTES {
             Some(format!("statement skipped: longer than {} bytes", limits::MAX_STATEMENT_BYTES))

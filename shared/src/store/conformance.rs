@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::{Admission, ConnectionRecord, Direction, StatsSnapshot, StoreError, Stores};
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
-use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IngestWarning, NodeKind, StoredFile, search};
+use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, IngestWarning, NodeKind, StoredFile, search};
 use crate::realtime::ConnectionId;
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -253,8 +253,9 @@ fn edge(source: &str, kind: EdgeKind, target: &str, line: u32) -> GraphEdge {
     edge
 }
 
-fn chunk(file_id: &str, ordinal: u32, text: &str) -> Chunk {
-    Chunk {
+/// A chunk as ingestion hands it to a store, with its search terms.
+fn chunk(file_id: &str, ordinal: u32, text: &str) -> IndexedChunk {
+    IndexedChunk::new(Chunk {
         id: format!("{file_id}:{ordinal}"),
         file_id: file_id.to_owned(),
         filename: format!("{file_id}.sql"),
@@ -263,7 +264,7 @@ fn chunk(file_id: &str, ordinal: u32, text: &str) -> Chunk {
         object: None,
         statement_kind: "SELECT".to_owned(),
         text: text.to_owned(),
-    }
+    })
 }
 
 fn ids_of(nodes: &[GraphNode]) -> Vec<String> {
@@ -556,7 +557,7 @@ pub async fn search_ranks_by_bm25_and_stays_in_its_project(stores: &Stores) {
     assert!(rank("f1:1") < rank("f1:3"), "a mention in a longer chunk ranks lower: {ranked:?}");
     assert!(hits.iter().all(|hit| hit.score > 0.0), "scores are positive");
     assert!(hits.windows(2).all(|pair| pair[0].score >= pair[1].score), "best first");
-    assert_eq!(hits[rank("f1:3")].chunk, graph.chunks[3], "a hit carries its whole chunk");
+    assert_eq!(hits[rank("f1:3")].chunk, graph.chunks[3].chunk, "a hit carries its whole chunk");
 
     // Both terms in one chunk beat either alone; the whole identifier finds only itself.
     let hits = stores.lineage.search_chunks("p1", &strings(&["customer", "region"]), 2).await.unwrap();
@@ -636,7 +637,7 @@ pub async fn a_failed_store_leaves_nothing_behind(stores: &Stores) {
     let mut retried = second.clone();
     retried.id = "f2".to_owned();
     let mut retried_graph = second_graph.clone();
-    retried_graph.chunks = vec![chunk("f2", 0, &second_graph.chunks[0].text)];
+    retried_graph.chunks = vec![chunk("f2", 0, &second_graph.chunks[0].chunk.text)];
     let stored = stores.lineage.store_file(&retried, retried_graph.clone()).await.unwrap();
     assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 2 });
     let counts = stores.lineage.graph_counts().await.unwrap();
@@ -766,7 +767,7 @@ mod sqlite_only {
         let counts = stores.lineage.graph_counts().await.unwrap();
         second.id = "f2".to_owned();
         let mut taken = first_graph.chunks[0].clone();
-        taken.file_id = "f2".to_owned();
+        taken.chunk.file_id = "f2".to_owned();
         second_graph.chunks = vec![chunk("f2", 0, "SELECT carrier FROM raw.orders"), taken];
         let failed = stores.lineage.store_file(&second, second_graph.clone()).await;
         assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
@@ -817,7 +818,7 @@ mod dynamodb_only {
 
         let mut retried = crashed.clone();
         retried.id = "f3".to_owned();
-        graph.chunks = vec![chunk("f3", 0, &graph.chunks[0].text)];
+        graph.chunks = vec![chunk("f3", 0, &graph.chunks[0].chunk.text)];
         let stored = stores.lineage.store_file(&retried, graph.clone()).await.unwrap();
         assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 2 }, "counted as if the crash never happened");
         let counts = stores.lineage.graph_counts().await.unwrap();

@@ -133,7 +133,7 @@ pub(crate) mod merge {
     use anyhow::anyhow;
 
     use super::StoreError;
-    use crate::lineage::{EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, edge_id};
+    use crate::lineage::{EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, edge_id};
 
     /// What is stored under `incoming`'s id after it is merged into `stored` (`None`: nothing stored
     /// yet), or `None` when what is stored stays exactly as it is.
@@ -206,7 +206,7 @@ pub(crate) mod merge {
             }
         }
         let mut chunk_ids = HashSet::new();
-        for chunk in &graph.chunks {
+        for IndexedChunk { chunk, .. } in &graph.chunks {
             if chunk.file_id != file.id {
                 return invalid(format!("chunk {:?} belongs to file {:?}", chunk.id, chunk.file_id));
             }

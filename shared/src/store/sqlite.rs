@@ -23,7 +23,7 @@ use super::{
     SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
-use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, StoredFile, search};
+use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
 /// How long a write waits for another writer (this process or another) before failing as busy.
@@ -609,16 +609,9 @@ impl LineageStore for SqliteStore {
                          WHERE project_id = ?1 AND id = ?2",
                     )
                     .map_err(classify)?;
-                let row = |node: &GraphNode| -> Result<_, StoreError> {
-                    Ok((
-                        node.kind.as_str(),
-                        node.name.clone(),
-                        node.parent.clone(),
-                        node.file.clone(),
-                        node.line,
-                        to_json(&node.properties)?,
-                    ))
-                };
+                fn row(node: &GraphNode) -> Result<(&str, &str, Option<&str>, Option<&str>, Option<u32>, String), StoreError> {
+                    Ok((node.kind.as_str(), &node.name, node.parent.as_deref(), node.file.as_deref(), node.line, to_json(&node.properties)?))
+                }
                 for node in &nodes {
                     // Most nodes are new: insert first, and read what is stored only when one is.
                     let (kind, name, parent, file, line, properties) = row(node)?;
@@ -678,8 +671,7 @@ impl LineageStore for SqliteStore {
                     .map_err(classify)?;
                 let mut index_chunk =
                     transaction.prepare_cached("INSERT INTO chunk_search (rowid, tokens) VALUES (?1, ?2)").map_err(classify)?;
-                for chunk in &chunks {
-                    let tokens = search::tokenize(&chunk.text);
+                for IndexedChunk { chunk, terms } in &chunks {
                     insert_chunk
                         .execute(params![
                             project,
@@ -691,10 +683,10 @@ impl LineageStore for SqliteStore {
                             chunk.object,
                             chunk.statement_kind,
                             chunk.text,
-                            tokens.len() as i64
+                            terms.len() as i64
                         ])
                         .map_err(classify)?;
-                    index_chunk.execute(params![transaction.last_insert_rowid(), tokens.join(" ")]).map_err(classify)?;
+                    index_chunk.execute(params![transaction.last_insert_rowid(), terms.join(" ")]).map_err(classify)?;
                 }
                 let mut bump = transaction
                     .prepare_cached(

@@ -94,7 +94,7 @@ fn check_key_sizes(record: &FileRecord, graph: &FileGraph) -> Result<(), StoreEr
         return too_long("file id", &record.id, MAX_ID_BYTES);
     }
     let ids = graph.nodes.iter().map(|node| &node.id).chain(graph.edges.iter().flat_map(|edge| [&edge.source, &edge.target]));
-    for id in ids.chain(graph.chunks.iter().map(|chunk| &chunk.id)) {
+    for id in ids.chain(graph.chunks.iter().map(|indexed| &indexed.chunk.id)) {
         if id.len() > MAX_ID_BYTES {
             return too_long("id", id, MAX_ID_BYTES);
         }
@@ -692,7 +692,7 @@ impl DynamoStore {
             kind: edge.kind,
             target: edge.target.clone(),
         }));
-        entries.extend(graph.chunks.iter().map(|chunk| UndoEntry::Chunk { id: chunk.id.clone() }));
+        entries.extend(graph.chunks.iter().map(|indexed| UndoEntry::Chunk { id: indexed.chunk.id.clone() }));
         self.log(attempt, entries).await?;
 
         let mut delta = GraphDelta::default();
@@ -716,20 +716,19 @@ impl DynamoStore {
 
         // Every chunk is written before any posting, so undoing finds a posting's terms in its chunk.
         let (mut chunk_puts, mut posting_puts, mut tokens) = (Vec::new(), Vec::new(), 0u64);
-        for chunk in &graph.chunks {
-            let chunk_tokens = search::tokenize(&chunk.text);
-            let length = chunk_tokens.len();
+        for IndexedChunk { chunk, terms } in &graph.chunks {
+            let length = terms.len();
             tokens += length as u64;
-            let mut frequencies = BTreeMap::<String, u32>::new();
-            for token in chunk_tokens {
-                *frequencies.entry(token).or_default() += 1;
+            let mut frequencies = BTreeMap::<&str, u32>::new();
+            for term in terms {
+                *frequencies.entry(term).or_default() += 1;
             }
             let mut item = key(chunk_pk(project), &chunk.id);
             item.insert("chunk".to_owned(), s(to_json(chunk)?));
             item.insert("tokens".to_owned(), n(length));
             chunk_puts.push(Self::put_request(item)?);
             for (term, frequency) in frequencies {
-                let mut posting = key(term_pk(project, &term), &chunk.id);
+                let mut posting = key(term_pk(project, term), &chunk.id);
                 posting.insert("tf".to_owned(), n(frequency));
                 posting.insert("dl".to_owned(), n(length));
                 posting_puts.push(Self::put_request(posting)?);

@@ -135,7 +135,7 @@ use super::{
     SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
-use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, StoredFile, search};
+use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, StoredFile, search};
 use crate::realtime::ConnectionId;
 
 /// Events per transaction: DynamoDB allows 100 actions, one of which is the counters update.
