@@ -253,58 +253,28 @@ impl DynamoStore {
 
     /// Every item of a partition (whose sort key starts with `prefix`), page by page, consistently.
     async fn query_all(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start);
-            query = match prefix {
-                Some(prefix) => query
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix)),
-                None => query.key_condition_expression("pk = :pk"),
-            };
-            let page = query.send().await.map_err(classify)?;
-            items.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        let query = self.client.query().table_name(&self.table).consistent_read(true).expression_attribute_values(":pk", s(pk));
+        let query = match prefix {
+            Some(prefix) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        query_pages(query, None).await
     }
 
     /// The newest `limit` items of a partition whose sort key starts with `prefix`.
     async fn newest_with_prefix(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        while items.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .scan_index_forward(false)
-                .limit((limit - items.len()).min(1000) as i32)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            items.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        items.truncate(limit);
-        Ok(items)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .scan_index_forward(false);
+        query_pages(query, Some(limit)).await
     }
 
     /// The items with these keys that exist (strongly consistent), 100 keys per request, retrying

@@ -120,6 +120,7 @@ use anyhow::anyhow;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -173,6 +174,34 @@ fn sort_time(ms: i64) -> String {
 
 fn day(at: &DateTime<Utc>) -> String {
     at.format("%Y%m%d").to_string()
+}
+
+/// Runs `query` page by page: every item, or the first `limit` (then each page asks for no more
+/// than is missing, and at most 1,000).
+async fn query_pages(query: QueryFluentBuilder, limit: Option<usize>) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    let mut items = Vec::new();
+    if limit == Some(0) {
+        return Ok(items);
+    }
+    let mut start = None;
+    loop {
+        let mut page = query.clone().set_exclusive_start_key(start);
+        if let Some(limit) = limit {
+            page = page.limit((limit - items.len()).min(1000) as i32);
+        }
+        let page = page.send().await.map_err(classify)?;
+        items.extend(page.items.unwrap_or_default());
+        start = page.last_evaluated_key;
+        if let Some(limit) = limit
+            && items.len() >= limit
+        {
+            items.truncate(limit);
+            return Ok(items);
+        }
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
 }
 
 /// Sorts SDK failures into transient (throttling, timeouts, the service being down) and the rest.
@@ -395,57 +424,30 @@ impl DynamoStore {
 
     /// Every activity counter shard (one strongly consistent query).
     async fn counter_shards(&self) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut shards = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(COUNTERS_PK))
-                .expression_attribute_values(":prefix", s(ACTIVITY_COUNTERS_PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            shards.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(shards);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(COUNTERS_PK))
+            .expression_attribute_values(":prefix", s(ACTIVITY_COUNTERS_PREFIX));
+        query_pages(query, None).await
     }
 
     /// Queries one partition (of the table or the index) newest first until `limit` items are read.
     async fn newest_in(&self, index: bool, partition: &str, limit: usize) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let key = if index { "gsi1pk" } else { "pk" };
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#key = :partition")
-                .expression_attribute_names("#key", key)
-                .expression_attribute_values(":partition", s(partition))
-                .scan_index_forward(false)
-                .limit((limit - items.len()).min(1000) as i32)
-                .set_exclusive_start_key(start);
-            if index {
-                query = query.index_name(INDEX);
-            } else {
-                query = query.consistent_read(true);
-            }
-            let page = query.send().await.map_err(classify)?;
-            items.extend(page.items.unwrap_or_default());
-            start = page.last_evaluated_key;
-            if items.len() >= limit || start.is_none() {
-                return Ok(items);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#key = :partition")
+            .expression_attribute_names("#key", if index { "gsi1pk" } else { "pk" })
+            .expression_attribute_values(":partition", s(partition))
+            .scan_index_forward(false);
+        // The index is read eventually consistently (DynamoDB offers no more there).
+        let query = if index { query.index_name(INDEX) } else { query.consistent_read(true) };
+        query_pages(query, Some(limit)).await
     }
 
     /// One snapshot query: `sk <= at` (newest first) when `at` is given, else newest or oldest first.
