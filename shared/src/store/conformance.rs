@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use super::{Admission, ConnectionRecord, Direction, StatsSnapshot, StoreError, Stores};
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
-use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, IngestWarning, NodeKind, StoredFile, search};
+use crate::lineage::{
+    Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, IngestWarning, NodeKind, StoredFile, search,
+};
 use crate::realtime::ConnectionId;
 
 fn at(seconds: i64) -> DateTime<Utc> {

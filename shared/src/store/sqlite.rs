@@ -610,7 +610,14 @@ impl LineageStore for SqliteStore {
                     )
                     .map_err(classify)?;
                 fn row(node: &GraphNode) -> Result<(&str, &str, Option<&str>, Option<&str>, Option<u32>, String), StoreError> {
-                    Ok((node.kind.as_str(), &node.name, node.parent.as_deref(), node.file.as_deref(), node.line, to_json(&node.properties)?))
+                    Ok((
+                        node.kind.as_str(),
+                        &node.name,
+                        node.parent.as_deref(),
+                        node.file.as_deref(),
+                        node.line,
+                        to_json(&node.properties)?,
+                    ))
                 }
                 for node in &nodes {
                     // Most nodes are new: insert first, and read what is stored only when one is.

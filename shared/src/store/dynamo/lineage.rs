@@ -255,9 +255,9 @@ impl DynamoStore {
     async fn query_all(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
         let query = self.client.query().table_name(&self.table).consistent_read(true).expression_attribute_values(":pk", s(pk));
         let query = match prefix {
-            Some(prefix) => query
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":prefix", s(prefix)),
+            Some(prefix) => {
+                query.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)").expression_attribute_values(":prefix", s(prefix))
+            }
             None => query.key_condition_expression("pk = :pk"),
         };
         query_pages(query, None).await
