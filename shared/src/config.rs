@@ -147,6 +147,53 @@ pub struct Settings {
     /// Default: `activity-spill.jsonl` beside the database.
     #[arg(long, env = "ACTIVITY_SPILL_PATH")]
     pub activity_spill_path: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub chat: ChatSettings,
+}
+
+/// Which language model answers chat questions, and how chat builds its context.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChatSettings {
+    /// Which provider answers: `extractive` (no network: answers composed from the knowledge base).
+    #[arg(long, env = "LLM_PROVIDER", default_value = "extractive")]
+    pub llm_provider: crate::chat::ProviderKind,
+
+    /// The model every mode uses unless overridden. Default: the provider's (`extractive`).
+    #[arg(long, env = "LLM_MODEL")]
+    pub llm_model: Option<String>,
+
+    /// The model of text mode (default `LLM_MODEL`).
+    #[arg(long, env = "LLM_MODEL_TEXT")]
+    pub llm_model_text: Option<String>,
+
+    /// The model of semantic mode (default `LLM_MODEL`).
+    #[arg(long, env = "LLM_MODEL_SEMANTIC")]
+    pub llm_model_semantic: Option<String>,
+
+    /// The model of graph mode (default `LLM_MODEL`).
+    #[arg(long, env = "LLM_MODEL_GRAPH")]
+    pub llm_model_graph: Option<String>,
+
+    /// The model of deep mode (default `LLM_MODEL`).
+    #[arg(long, env = "LLM_MODEL_DEEP")]
+    pub llm_model_deep: Option<String>,
+
+    /// The model that writes titles (default `LLM_MODEL`).
+    #[arg(long, env = "LLM_MODEL_TITLE")]
+    pub llm_model_title: Option<String>,
+
+    /// Models a request may name in `model` (comma-separated). Default: every model configured above.
+    #[arg(long, env = "LLM_ALLOWED_MODELS", value_delimiter = ',')]
+    pub llm_allowed_models: Vec<String>,
+
+    /// Characters of evidence deep mode may put in its context; the least relevant is dropped first.
+    #[arg(long, env = "CHAT_CONTEXT_BUDGET_CHARS", default_value_t = 12_000, value_parser = clap::value_parser!(u32).range(500..=1_000_000))]
+    pub chat_context_budget_chars: u32,
+
+    /// Turns of a session's history kept and given to deep mode.
+    #[arg(long, env = "CHAT_HISTORY_TURNS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=200))]
+    pub chat_history_turns: u32,
 }
 
 /// Reads [`Settings`] from the environment alone (no command line), as a Lambda function does.

@@ -189,6 +189,12 @@ impl ApiError {
         self
     }
 
+    /// Adds field problems to a 400 (a 422 gets them from [`ApiError::validation`]).
+    pub fn with_field_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.0.errors.extend(errors);
+        self
+    }
+
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.0.headers.push((name, value));
         self

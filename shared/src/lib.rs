@@ -11,6 +11,7 @@
 //! * [`http`]: the axum routers, grouped by area, and the middleware every host applies.
 //! * [`lineage`]: SQL parsing and lineage extraction, free of any store.
 //! * [`knowledge`]: the knowledge base as a service: ingestion with live events, lineage walks, search.
+//! * [`chat`]: questions over the knowledge base in four modes, with titles and sessions.
 //! * [`restart`]: the [`Restarter`](restart::Restarter) trait the admin route drives.
 //! * [`telemetry`]: structured logging setup.
 //! * [`cloud`]: the Lambda host: the `@connections` broadcaster, the WebSocket events, the scheduled
@@ -20,6 +21,7 @@
 //! picks the routers it serves and runs them. No route knows which host runs it.
 
 pub mod activity;
+pub mod chat;
 pub mod cloud;
 pub mod config;
 pub mod error;

@@ -66,6 +66,7 @@ fn the_http_api_in_template_yaml_routes_every_route_to_the_function_that_serves_
         let resource = match support::function_for(path) {
             "tributary-activity" => "ActivityFunction",
             "tributary-ingest" => "IngestFunction",
+            "tributary-chat" => "ChatFunction",
             _ => "AdminFunction",
         };
         // Paths with `{…}` are quoted in YAML's flow style.

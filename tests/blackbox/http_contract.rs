@@ -120,6 +120,12 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
         ("/api/v1/files/stats", "get"),
         ("/api/v1/lineage/{node}", "get"),
         ("/api/v1/search", "get"),
+        ("/api/chat/text", "post"),
+        ("/api/chat/semantic", "post"),
+        ("/api/chat/graph", "post"),
+        ("/api/chat/deep", "post"),
+        ("/api/chat/title", "post"),
+        ("/api/chat/session/{id}", "delete"),
         ("/admin/restart", "post"),
         ("/admin/restart", "options"),
         ("/admin/broadcast", "post"),
@@ -135,9 +141,18 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
     }
     let documented: usize = api["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(documented, expected.len(), "every documented operation is expected, and only those");
-    for schema in
-        ["ErrorBody", "DashboardStats", "ServerMessage", "ActivityEvent", "HealthReport", "IngestionResult", "LineageGraph", "GraphNode"]
-    {
+    for schema in [
+        "ErrorBody",
+        "DashboardStats",
+        "ServerMessage",
+        "ActivityEvent",
+        "HealthReport",
+        "IngestionResult",
+        "LineageGraph",
+        "GraphNode",
+        "ChatRequest",
+        "ChatResponse",
+    ] {
         assert!(api["components"]["schemas"][schema].is_object(), "schema {schema} missing");
     }
 

@@ -28,6 +28,7 @@ macro_rules! on_every_host {
 }
 
 mod activity;
+mod chat;
 mod cloud;
 mod docs;
 mod http_contract;

@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::PATIENCE;
 
 /// The functions of this workspace.
-pub const FUNCTIONS: [&str; 5] = ["tributary-activity", "tributary-admin", "tributary-ingest", "tributary-ws", "tributary-stats"];
+pub const FUNCTIONS: [&str; 6] =
+    ["tributary-activity", "tributary-admin", "tributary-chat", "tributary-ingest", "tributary-ws", "tributary-stats"];
 
 /// `cargo lambda watch` and the functions behind it.
 pub struct TestFunctions {
@@ -34,6 +35,8 @@ pub fn function_for(path: &str) -> &'static str {
         "tributary-activity"
     } else if INGEST.iter().any(|prefix| path.starts_with(prefix)) {
         "tributary-ingest"
+    } else if path.starts_with("/api/chat/") {
+        "tributary-chat"
     } else {
         "tributary-admin"
     }
@@ -109,7 +112,7 @@ impl TestFunctions {
     async fn wait_until_serving(&self) {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
         let deadline = Instant::now() + PATIENCE * 6;
-        for function in ["tributary-activity", "tributary-admin", "tributary-ingest"] {
+        for function in ["tributary-activity", "tributary-admin", "tributary-chat", "tributary-ingest"] {
             let url = format!("http://127.0.0.1:{}/lambda-url/{function}/openapi.json", self.port);
             loop {
                 match client.get(&url).send().await {

@@ -1,6 +1,6 @@
 //! HTTP: the routers, grouped by area, and the one function that turns them into an app.
 //!
-//! Each area ([`routes::activity`], [`routes::admin`], [`routes::lineage`], [`routes::stats`]) is an
+//! Each area ([`routes::activity`], [`routes::admin`], [`routes::chat`], [`routes::lineage`], [`routes::stats`]) is an
 //! [`OpenApiRouter`] whose handlers carry their OpenAPI description, so the document cannot miss a
 //! route. A host merges the areas it serves (the node: all of them plus its WebSocket routes; a
 //! Lambda function: its own area) and calls [`into_app`], which adds the OpenAPI document, Swagger UI,
@@ -23,6 +23,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::activity::ActivityRecorder;
+use crate::chat::Models;
 use crate::config::Settings;
 use crate::realtime::Broadcaster;
 use crate::restart::Restarter;
@@ -41,6 +42,8 @@ pub struct AppContext {
     pub stats: StatsService,
     pub broadcaster: Arc<dyn Broadcaster>,
     pub restarter: Arc<dyn Restarter>,
+    /// The chat provider and the models of each mode.
+    pub models: Models,
     pub started: Instant,
 }
 
@@ -58,7 +61,8 @@ impl AppState {
             snapshot_every: Duration::from_secs(u64::from(settings.stats_snapshot_interval_minutes) * 60),
         };
         let stats = StatsService::new(stores.clone(), broadcaster.clone(), Arc::new(LiveGauges::default()), timing);
-        AppState(Arc::new(AppContext { settings, stores, activity, stats, broadcaster, restarter, started: Instant::now() }))
+        let models = Models::from_settings(&settings.chat);
+        AppState(Arc::new(AppContext { settings, stores, activity, stats, broadcaster, restarter, models, started: Instant::now() }))
     }
 
     /// A state for tools that run the core without serving dashboards (the CLI writing a database
@@ -86,7 +90,11 @@ impl Deref for AppState {
 
 /// Every HTTP area the core defines (the node serves them all).
 pub fn all_routes() -> OpenApiRouter<AppState> {
-    routes::admin::router().merge(routes::stats::router()).merge(routes::activity::router()).merge(routes::lineage::router())
+    routes::admin::router()
+        .merge(routes::stats::router())
+        .merge(routes::activity::router())
+        .merge(routes::lineage::router())
+        .merge(routes::chat::router())
 }
 
 /// The OpenAPI document describing exactly `routes` (what `/openapi.json` serves for them).

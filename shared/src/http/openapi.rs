@@ -20,6 +20,8 @@ use crate::stats::DashboardStats;
         (name = "admin", description = "Health, configuration and restart"),
         (name = "stats", description = "Dashboard and graph statistics"),
         (name = "activity", description = "Activity log and metrics"),
+        (name = "lineage", description = "SQL ingestion, ingested files, lineage walks and search"),
+        (name = "chat", description = "Questions over the lineage knowledge base, in four modes"),
         (name = "websocket", description = "Dashboard WebSocket endpoints (socket node)"),
         (name = "connections", description = "API Gateway's @connections API, served by the socket node for local cloud runs"),
     ),

@@ -24,7 +24,7 @@ use crate::lineage::extract::{Name, Ref};
 use crate::lineage::parse::{ParsedFile, parse_file};
 use crate::lineage::resolve::Catalog;
 use crate::lineage::{Chunk, Direction, EdgeKind, FileGraph, FileRecord, IndexedChunk, IngestWarning, StoredFile, build_graphs, limits};
-use crate::realtime::{MessageType, ServerMessage};
+use crate::realtime::{MessageType, announce};
 
 /// One file to ingest.
 #[derive(Debug, Clone)]
@@ -145,18 +145,6 @@ impl Throttle {
     }
 }
 
-/// Sends an ingestion event to every dashboard; a broadcaster failure never fails the ingestion.
-async fn announce(state: &AppState, kind: MessageType, data: serde_json::Value) {
-    match ServerMessage::new(kind, data) {
-        Ok(message) => {
-            if let Err(error) = state.broadcaster.broadcast(message).await {
-                tracing::warn!(%error, "could not broadcast {}", kind.as_str());
-            }
-        }
-        Err(error) => tracing::error!(%error, "invalid {} message", kind.as_str()),
-    }
-}
-
 fn content_hash(content: &[u8]) -> String {
     Sha256::digest(content).iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -235,7 +223,7 @@ impl<'a> Ingestion<'a> {
             "total_files": ingestion.total,
             "filenames": filenames,
         });
-        announce(state, MessageType::IngestionStarted, started).await;
+        announce(&*state.broadcaster, MessageType::IngestionStarted, started).await;
         ingestion
     }
 
@@ -260,7 +248,7 @@ impl<'a> Ingestion<'a> {
             "percent": percent,
             "nodes_created": nodes_created,
         });
-        announce(self.state, MessageType::IngestionProgress, progress).await;
+        announce(&*self.state.broadcaster, MessageType::IngestionProgress, progress).await;
     }
 
     /// Step 1: parses the files on the blocking pool, as many at once as there are cores, in order.
@@ -436,7 +424,7 @@ impl<'a> Ingestion<'a> {
         if let Some(error) = error {
             complete["error"] = error.into();
         }
-        announce(self.state, MessageType::IngestionComplete, complete).await;
+        announce(&*self.state.broadcaster, MessageType::IngestionComplete, complete).await;
     }
 }
 

@@ -71,6 +71,19 @@ pub trait Broadcaster: Send + Sync + 'static {
     async fn connection_count(&self) -> Result<u64, BroadcastError>;
 }
 
+/// Tells every dashboard about something that happened: the caller's work never fails because of it
+/// (a broadcaster failure is logged; a message failing its envelope checks is a bug, logged too).
+pub async fn announce(broadcaster: &dyn Broadcaster, kind: MessageType, data: serde_json::Value) {
+    match ServerMessage::new(kind, data) {
+        Ok(message) => {
+            if let Err(error) = broadcaster.broadcast(message).await {
+                tracing::warn!(%error, "could not broadcast {}", kind.as_str());
+            }
+        }
+        Err(error) => tracing::error!(%error, "invalid {} message", kind.as_str()),
+    }
+}
+
 /// For hosts with no dashboards to tell (the CLI writing to a database file): every message reaches
 /// nobody, and that is not an error.
 pub struct NoListeners;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use super::{Admission, ConnectionRecord, Direction, StatsSnapshot, StoreError, Stores};
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
+use crate::chat::{Mode, Turn};
 use crate::lineage::{
     Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, IngestWarning, NodeKind, StoredFile, search,
 };
@@ -680,6 +681,43 @@ pub async fn concurrent_stores_of_the_same_content_store_it_once(stores: &Stores
 /// Expands to the whole suite for one backend. The factory gives `Some((stores, guard))`, or
 /// `None` when the backend is not available here (the test then says so and passes, unless
 /// `TRIBUTARY_REQUIRE_DYNAMODB` is set, as the project's test command does).
+fn turn(id: &str, seconds: i64, question: &str) -> Turn {
+    Turn {
+        id: id.to_owned(),
+        at: DateTime::from_timestamp(seconds, 0).unwrap(),
+        mode: Mode::Deep,
+        model: "extractive".to_owned(),
+        question: question.to_owned(),
+        answer: format!("answer to {question}"),
+    }
+}
+
+pub async fn chat_sessions_keep_turns_in_order_and_forget_them(stores: &Stores) {
+    let chat = &stores.chat;
+    let now = crate::time::now().timestamp();
+    for (index, question) in ["first", "second", "third"].iter().enumerate() {
+        chat.append_turn("s1", &turn(&format!("t{index}"), now - 30 + index as i64, question)).await.unwrap();
+    }
+    // A retried append is kept once; another session is apart.
+    chat.append_turn("s1", &turn("t2", now - 28, "third")).await.unwrap();
+    chat.append_turn("s2", &turn("u0", now - 10, "elsewhere")).await.unwrap();
+
+    let questions = |turns: Vec<Turn>| turns.into_iter().map(|turn| turn.question).collect::<Vec<_>>();
+    assert_eq!(questions(chat.recent_turns("s1", 10).await.unwrap()), ["first", "second", "third"]);
+    assert_eq!(questions(chat.recent_turns("s1", 2).await.unwrap()), ["second", "third"], "the newest, oldest first");
+    let back = chat.recent_turns("s1", 1).await.unwrap();
+    assert_eq!(back, vec![turn("t2", now - 28, "third")], "a turn reads back whole");
+    assert!(chat.recent_turns("nobody", 10).await.unwrap().is_empty());
+    // Turns older than the retention are gone (whether pruned or expired).
+    chat.append_turn("old", &turn("o0", now - 31 * 24 * 3600, "long ago")).await.unwrap();
+    assert!(chat.recent_turns("old", 10).await.unwrap().is_empty());
+
+    assert!(chat.delete_session("s1").await.unwrap());
+    assert!(!chat.delete_session("s1").await.unwrap());
+    assert!(chat.recent_turns("s1", 10).await.unwrap().is_empty());
+    assert_eq!(questions(chat.recent_turns("s2", 10).await.unwrap()), ["elsewhere"]);
+}
+
 macro_rules! conformance_suite {
     ($backend:ident, $factory:expr) => {
         mod $backend {
@@ -716,6 +754,7 @@ macro_rules! conformance_suite {
             case!(a_failed_store_leaves_nothing_behind);
             case!(concurrent_stores_of_the_same_content_store_it_once);
             case!(long_ids_are_stored_and_found);
+            case!(chat_sessions_keep_turns_in_order_and_forget_them);
         }
     };
 }

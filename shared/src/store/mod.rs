@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
+use crate::chat::Turn;
 pub use crate::lineage::Direction;
 use crate::lineage::{Chunk, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
@@ -413,6 +414,23 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn mark_acknowledged(&self, id: &ConnectionId) -> Result<(), StoreError>;
 }
 
+/// Chat sessions: each session's turns (question and answer), oldest first. A session is known only
+/// by the id its client chose; its turns expire `CHAT_SESSION_TTL` after they were written.
+#[async_trait]
+pub trait ChatStore: Send + Sync + 'static {
+    /// Adds a turn to a session (a turn id already there is left as it is).
+    async fn append_turn(&self, session: &str, turn: &Turn) -> Result<(), StoreError>;
+
+    /// The newest `limit` turns of a session, oldest first.
+    async fn recent_turns(&self, session: &str, limit: usize) -> Result<Vec<Turn>, StoreError>;
+
+    /// Deletes every turn of a session; whether it had any.
+    async fn delete_session(&self, session: &str) -> Result<bool, StoreError>;
+}
+
+/// How long a chat turn is kept after it was written.
+pub const CHAT_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// Which backend holds the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -429,6 +447,7 @@ pub struct Stores {
     pub lineage: Arc<dyn LineageStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
     pub connections: Arc<dyn ConnectionStore>,
+    pub chat: Arc<dyn ChatStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -436,13 +455,27 @@ impl Stores {
     /// All stores served by one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Self {
         let store = Arc::new(store);
-        Stores { activity: store.clone(), lineage: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
+        Stores {
+            activity: store.clone(),
+            lineage: store.clone(),
+            snapshots: store.clone(),
+            connections: store.clone(),
+            chat: store.clone(),
+            health: store,
+        }
     }
 
     /// All stores served by one DynamoDB table.
     pub fn dynamodb(store: DynamoStore) -> Self {
         let store = Arc::new(store);
-        Stores { activity: store.clone(), lineage: store.clone(), snapshots: store.clone(), connections: store.clone(), health: store }
+        Stores {
+            activity: store.clone(),
+            lineage: store.clone(),
+            snapshots: store.clone(),
+            connections: store.clone(),
+            chat: store.clone(),
+            health: store,
+        }
     }
 
     /// The stores `settings` ask for: `TRIBUTARY_STORE` picks the backend.

@@ -19,10 +19,11 @@ use uuid::Uuid;
 
 use super::merge::{GraphDelta, fold_edges, fold_nodes, merge_node, stored_record, validate};
 use super::{
-    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, Direction, GraphCounts, LineageStore, ListedConnection,
-    SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
+    ActivityStore, Admission, CHAT_SESSION_TTL, ChatStore, ConnectionPage, ConnectionRecord, ConnectionStore, Direction, GraphCounts,
+    LineageStore, ListedConnection, SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
+use crate::chat::Turn;
 use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
@@ -186,6 +187,18 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO chunk_terms (rowid, tokens) SELECT rowid, tokens FROM chunk_search;
      DROP TABLE chunk_search;
      ALTER TABLE chunk_terms RENAME TO chunk_search;",
+    // 5: chat sessions, each a sequence of turns, pruned by age as new turns are written.
+    "CREATE TABLE chat_turns (
+         session_id TEXT NOT NULL,
+         at_ms      INTEGER NOT NULL,
+         id         TEXT NOT NULL,
+         mode       TEXT NOT NULL,
+         model      TEXT NOT NULL,
+         question   TEXT NOT NULL,
+         answer     TEXT NOT NULL,
+         PRIMARY KEY (session_id, at_ms, id)
+     ) WITHOUT ROWID;
+     CREATE INDEX chat_turns_by_time ON chat_turns (at_ms);",
 ];
 
 /// The SQLite store.
@@ -1008,6 +1021,74 @@ impl ConnectionStore for SqliteStore {
         self.run(move |connection| {
             connection.execute("UPDATE connections SET acknowledged = 1 WHERE id = ?1", params![id.as_str()]).map_err(classify)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ChatStore for SqliteStore {
+    async fn append_turn(&self, session: &str, turn: &Turn) -> Result<(), StoreError> {
+        let (session, turn) = (session.to_owned(), turn.clone());
+        self.run(move |connection| {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(classify)?;
+            transaction
+                .execute(
+                    "INSERT INTO chat_turns (session_id, at_ms, id, mode, model, question, answer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT DO NOTHING",
+                    params![session, turn.at.timestamp_millis(), turn.id, turn.mode.as_str(), turn.model, turn.question, turn.answer],
+                )
+                .map_err(classify)?;
+            let expired = crate::time::now().timestamp_millis() - CHAT_SESSION_TTL.as_millis() as i64;
+            transaction.execute("DELETE FROM chat_turns WHERE at_ms < ?1", params![expired]).map_err(classify)?;
+            transaction.commit().map_err(classify)
+        })
+        .await
+    }
+
+    async fn recent_turns(&self, session: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
+        let session = session.to_owned();
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT id, at_ms, mode, model, question, answer FROM chat_turns
+                     WHERE session_id = ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2",
+                )
+                .map_err(classify)?;
+            let rows = statement
+                .query_map(params![session, limit.min(i64::MAX as usize) as i64], |row| {
+                    let (id, at_ms, mode, model, question, answer): (String, i64, String, String, String, String) =
+                        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?);
+                    Ok((id, at_ms, mode, model, question, answer))
+                })
+                .map_err(classify)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(classify)?;
+            let mut turns = rows
+                .into_iter()
+                .map(|(id, at_ms, mode, model, question, answer)| {
+                    Ok(Turn {
+                        at: DateTime::from_timestamp_millis(at_ms).ok_or_else(|| StoreError::Corrupt(format!("chat turn {id}: time")))?,
+                        mode: crate::chat::Mode::parse(&mode)
+                            .ok_or_else(|| StoreError::Corrupt(format!("chat turn {id}: mode {mode:?}")))?,
+                        id,
+                        model,
+                        question,
+                        answer,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            turns.reverse();
+            Ok(turns)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, session: &str) -> Result<bool, StoreError> {
+        let session = session.to_owned();
+        self.run(move |connection| {
+            let removed = connection.execute("DELETE FROM chat_turns WHERE session_id = ?1", params![session]).map_err(classify)?;
+            Ok(removed > 0)
         })
         .await
     }

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod chat;
 pub mod docs;
 pub mod lineage;
 pub mod stats;

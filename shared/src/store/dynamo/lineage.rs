@@ -22,7 +22,7 @@ const MAX_ID_BYTES: usize = 900;
 /// Project ids fit a partition key (2,048 bytes) with a prefix and a search term.
 const MAX_PROJECT_BYTES: usize = 1024;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 fn project_pk(project: &str) -> String {
     format!("PROJECT#{project}")
@@ -102,7 +102,7 @@ fn check_key_sizes(record: &FileRecord, graph: &FileGraph) -> Result<(), StoreEr
     Ok(())
 }
 
-fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+pub(super) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
@@ -110,15 +110,15 @@ fn internal(error: impl std::error::Error + Send + Sync + 'static) -> StoreError
     StoreError::Internal(anyhow!(error))
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(internal)
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError> {
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError> {
     serde_json::from_str(text(item, name)?).map_err(|error| corrupt(&format!("`{name}`: {error}")))
 }
 
-fn is_conditional_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+pub(super) fn is_conditional_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
     error.as_service_error().and_then(|service| service.code()) == Some("ConditionalCheckFailedException")
 }
 
@@ -304,7 +304,7 @@ impl DynamoStore {
     }
 
     /// Writes (puts and deletes) 25 per request, retrying the ones DynamoDB leaves unprocessed.
-    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(super) async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         let batches: Vec<Vec<WriteRequest>> = requests.chunks(25).map(<[WriteRequest]>::to_vec).collect();
         stream::iter(batches)
             .map(|mut pending| async move {
@@ -328,7 +328,7 @@ impl DynamoStore {
         Ok(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().map_err(internal)?).build())
     }
 
-    fn delete_request(key: Item) -> Result<WriteRequest, StoreError> {
+    pub(super) fn delete_request(key: Item) -> Result<WriteRequest, StoreError> {
         Ok(WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().map_err(internal)?).build())
     }
 

@@ -25,6 +25,7 @@
 //! | Chunk | `CHUNK#<project>` | `<chunk id>` | `chunk` (JSON), `tokens` (its length in search tokens) |
 //! | Posting | `TERM#<project>#<term>` | `<chunk id>` | `tf` (the term's count in the chunk), `dl` (the chunk's length) |
 //! | Search figures | `COUNTERS` | `SEARCH#<project>` | `documents`, `tokens` (the project's committed chunks and their tokens) |
+//! | Chat turn | `CHAT#<session id>` | `TURN#<written ms, 13 digits>#<turn id>` | `turn` (JSON), `expires_at` (TTL, 30 days) |
 //!
 //! Access patterns, none of them a Scan:
 //!
@@ -95,6 +96,9 @@
 //!   chunks are then fetched with `BatchGetItem`. Reading a term costs in proportion to the chunks that
 //!   hold it (about 6 MB for a term in 100,000 chunks), so callers search with query terms, not with
 //!   whole statements.
+//! * **Chat sessions**: a turn is a conditional put (`attribute_not_exists`, so a retry adds it once);
+//!   a session's newest turns are one `Query` newest first with a limit; deleting a session queries
+//!   its keys and deletes them with `BatchWriteItem`. TTL removes turns 30 days after they were written.
 //! * **Snapshots**: `Query` on `SNAPSHOT`, newest first, `Limit 1`, optionally `sk <= at`.
 //! * **Connections**: admission is one transaction: the address's counter is incremented on the
 //!   condition `live < max`, and both connection items are put. Concurrent admissions from one
@@ -111,6 +115,7 @@
 //! Counting the live connections reads that whole partition (about 1 MB per 10,000 connections);
 //! callers reuse a count for 250 ms.
 
+mod chat;
 pub(in crate::store) mod lineage;
 
 use std::collections::{BTreeMap, HashMap};
@@ -132,10 +137,11 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::merge::{GraphDelta, fold_edges, fold_nodes, merge_node, stored_record, validate};
 use super::{
-    ActivityStore, Admission, ConnectionPage, ConnectionRecord, ConnectionStore, Direction, GraphCounts, LineageStore, ListedConnection,
-    SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
+    ActivityStore, Admission, CHAT_SESSION_TTL, ChatStore, ConnectionPage, ConnectionRecord, ConnectionStore, Direction, GraphCounts,
+    LineageStore, ListedConnection, SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
+use crate::chat::Turn;
 use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, StoredFile, search};
 use crate::realtime::ConnectionId;
 

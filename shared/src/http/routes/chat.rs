@@ -1,0 +1,132 @@
+//! Chat area: one route per mode, titles, and forgetting a session. The work happens in
+//! [`crate::chat`]; these handlers read requests and shape answers.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::chat::{self, ChatRequest, ChatResponse, Mode, TitleResponse};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::AppState;
+use crate::http::extract::ApiJson;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat_text))
+        .routes(routes!(chat_semantic))
+        .routes(routes!(chat_graph))
+        .routes(routes!(chat_deep))
+        .routes(routes!(chat_title))
+        .routes(routes!(delete_session))
+}
+
+/// Answers from the question alone, with no retrieval.
+#[utoipa::path(
+    post,
+    path = "/api/chat/text",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The answer", body = ChatResponse),
+        (status = 400, description = "Malformed JSON, or a model outside the allow-list (the allowed names are listed)", body = ErrorBody),
+        (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
+        (status = 503, description = "The language model or the store cannot answer (`component` says which)", body = ErrorBody),
+    )
+)]
+pub async fn chat_text(State(state): State<AppState>, ApiJson(request): ApiJson<ChatRequest>) -> Result<Json<ChatResponse>, ApiError> {
+    Ok(Json(chat::ask(&state, Mode::Text, request).await?))
+}
+
+/// Answers over the ingested statements that search ranks best for the question; the chunks are
+/// the sources.
+#[utoipa::path(
+    post,
+    path = "/api/chat/semantic",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The answer, with the chunks it stands on", body = ChatResponse),
+        (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
+        (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn chat_semantic(State(state): State<AppState>, ApiJson(request): ApiJson<ChatRequest>) -> Result<Json<ChatResponse>, ApiError> {
+    Ok(Json(chat::ask(&state, Mode::Semantic, request).await?))
+}
+
+/// Answers over the objects the question names (by id or name, tolerant of case, quoting, schema
+/// prefixes and near misses) and their lineage both ways; `graph_data` holds that subgraph.
+#[utoipa::path(
+    post,
+    path = "/api/chat/graph",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The answer, with its nodes and edges", body = ChatResponse),
+        (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
+        (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn chat_graph(State(state): State<AppState>, ApiJson(request): ApiJson<ChatRequest>) -> Result<Json<ChatResponse>, ApiError> {
+    Ok(Json(chat::ask(&state, Mode::Graph, request).await?))
+}
+
+/// Answers over the named objects' lineage, search hits and the session's history together, within
+/// `CHAT_CONTEXT_BUDGET_CHARS` (the least relevant evidence is dropped first, and `warnings` says so).
+#[utoipa::path(
+    post,
+    path = "/api/chat/deep",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The answer, with its sources and subgraph", body = ChatResponse),
+        (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
+        (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn chat_deep(State(state): State<AppState>, ApiJson(request): ApiJson<ChatRequest>) -> Result<Json<ChatResponse>, ApiError> {
+    Ok(Json(chat::ask(&state, Mode::Deep, request).await?))
+}
+
+/// A short title for a conversation that starts with `query`.
+#[utoipa::path(
+    post,
+    path = "/api/chat/title",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The title", body = TitleResponse),
+        (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 422, description = "An empty or too long query", body = ErrorBody),
+        (status = 503, description = "The language model cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn chat_title(State(state): State<AppState>, ApiJson(request): ApiJson<ChatRequest>) -> Result<Json<TitleResponse>, ApiError> {
+    Ok(Json(chat::title(&state, request).await?))
+}
+
+/// Forgets a session: every turn it kept.
+#[utoipa::path(
+    delete,
+    path = "/api/chat/session/{id}",
+    tag = "chat",
+    params(("id" = String, Path, description = "The session id (1 to 128 letters, digits, `-`, `_`, `.`, `:`)")),
+    responses(
+        (status = 204, description = "The session is gone"),
+        (status = 404, description = "No session has this id", body = ErrorBody),
+        (status = 422, description = "Not a valid session id", body = ErrorBody),
+        (status = 503, description = "The store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if chat::forget_session(&state, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no chat session {id:?}")))
+    }
+}

@@ -1,0 +1,262 @@
+//! Chat through the API, on every host, with the default `extractive` provider: each mode's answer,
+//! sources and subgraph over the warehouse fixture, titles, sessions, the context budget, activity,
+//! the live `query_complete` event (node), and bad requests.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Deployment, HostKind, NodeOptions};
+
+on_every_host!(
+    graph_mode_answers_what_feeds_and_what_depends_with_the_lineage_chains,
+    overview_description_and_unknown_names_get_grounded_answers,
+    semantic_and_text_modes_answer_from_what_they_may_use,
+    sessions_keep_turns_for_follow_ups_and_can_be_forgotten,
+    bad_chat_requests_get_the_contract_error_shape,
+);
+
+/// A host holding the warehouse fixture (raw, staging, gold layers).
+async fn warehouse(kind: HostKind, options: NodeOptions) -> Deployment {
+    let host = Deployment::start(kind, options).await;
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sql/warehouse");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        files.push(json!({"filename": path.file_name().unwrap().to_string_lossy(), "content": std::fs::read_to_string(&path).unwrap()}));
+    }
+    let response = reqwest::Client::new()
+        .post(host.url("/api/v1/ingest"))
+        .json(&json!({"dialect": "postgresql", "files": files}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    host
+}
+
+async fn ask(host: &Deployment, mode: &str, body: Value) -> (StatusCode, Value) {
+    let response = reqwest::Client::new().post(host.url(&format!("/api/chat/{mode}"))).json(&body).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+fn ids_of(sources: &Value, kind: &str) -> Vec<String> {
+    sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|source| source["type"] == kind)
+        .map(|source| source["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn graph_ids(answer: &Value) -> Vec<String> {
+    let mut ids: Vec<String> =
+        answer["graph_data"]["nodes"].as_array().unwrap().iter().map(|node| node["id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+async fn graph_mode_answers_what_feeds_and_what_depends_with_the_lineage_chains(kind: HostKind) {
+    let host = warehouse(kind, NodeOptions::default()).await;
+
+    let (status, answer) = ask(&host, "graph", json!({"query": "What feeds gold.top_customers?"})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.contains("`gold.top_customers` is fed by:"), "{text}");
+    assert!(text.contains("- `gold.customer_revenue` ← `staging.customers` ← `raw.customers`"), "{text}");
+    assert!(text.contains("- `gold.customer_revenue` ← `staging.orders` ← `raw.orders`"), "{text}");
+    assert_eq!(answer["query_type"], "graph");
+    assert_eq!(answer["model"], "extractive");
+    assert_eq!(ids_of(&answer["sources"], "node"), ["gold.top_customers"]);
+    let mut edges = ids_of(&answer["sources"], "edge");
+    edges.sort();
+    assert_eq!(
+        edges,
+        [
+            "gold.customer_revenue|READS_FROM|staging.customers",
+            "gold.customer_revenue|READS_FROM|staging.orders",
+            "gold.top_customers|DERIVES|gold.customer_revenue",
+            "staging.customers|DERIVES|raw.customers",
+            "staging.orders|READS_FROM|raw.orders",
+        ]
+    );
+    assert_eq!(
+        graph_ids(&answer),
+        ["gold.customer_revenue", "gold.top_customers", "raw.customers", "raw.orders", "staging.customers", "staging.orders"]
+    );
+    assert!(answer["next_actions"].as_array().unwrap().iter().any(|action| action == "Describe gold.top_customers"), "{answer}");
+    assert!(answer["latency_ms"].is_u64());
+
+    // Downstream, named without its schema and in another case.
+    let (_, answer) = ask(&host, "graph", json!({"query": "What depends on RAW.ORDERS?"})).await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.contains("`raw.orders` feeds:"), "{text}");
+    for chain in [
+        "- `staging.orders` → `gold.daily_sales`",
+        "- `staging.orders` → `staging.order_lines`",
+        "- `staging.orders` → `gold.customer_revenue` → `gold.top_customers`",
+    ] {
+        assert!(text.contains(chain), "{chain} in {text}");
+    }
+
+    // Each query is recorded as activity (written in the background: polled).
+    let mut recent = Value::Null;
+    for _ in 0..100 {
+        recent = get(&host, "/api/v1/activity/recent?type=chat_query&limit=10").await.1;
+        if recent.as_array().is_some_and(|items| items.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let items = recent.as_array().unwrap();
+    assert_eq!(items.len(), 2, "{recent}");
+    assert!(items.iter().all(|item| item["metadata"]["mode"] == "graph" && item["metadata"]["model"] == "extractive"), "{recent}");
+}
+
+#[tokio::test]
+async fn dashboards_hear_that_a_query_completed_but_never_the_question() {
+    let host = warehouse(HostKind::NodeOnSqlite, NodeOptions::default().env("STATS_INTERVAL_SECONDS", 3600)).await;
+    let Deployment::Node(node) = &host else { unreachable!("a node") };
+    let mut dashboard = node.dashboard("/api/v1/ws/dashboard").await;
+    let (_, answer) = ask(&host, "deep", json!({"query": "What feeds gold.top_customers?"})).await;
+    let complete = dashboard.next_of_type("query_complete").await;
+    assert_eq!(complete["data"]["mode"], "deep");
+    assert_eq!(complete["data"]["model"], "extractive");
+    assert_eq!(complete["data"]["answer_length"], answer["response"].as_str().unwrap().chars().count());
+    assert_eq!(complete["data"]["sources"], answer["sources"].as_array().unwrap().len());
+    assert!(complete["data"].get("query").is_none() && !complete.to_string().contains("What feeds"), "{complete}");
+}
+
+async fn overview_description_and_unknown_names_get_grounded_answers(kind: HostKind) {
+    let host = warehouse(kind, NodeOptions::default()).await;
+
+    let (_, answer) = ask(&host, "graph", json!({"query": "What is in the database?"})).await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.contains("Project `default` holds:"), "{text}");
+    assert!(
+        text.contains("- 5 tables: `gold.customer_revenue`, `raw.customers`, `raw.order_items`, `raw.orders`, `staging.orders`"),
+        "{text}"
+    );
+    assert!(text.contains("- 3 views: `gold.top_customers`, `staging.customers`, `staging.order_lines`"), "{text}");
+    assert!(text.contains("- 1 materialized view: `gold.daily_sales`"), "{text}");
+    assert!(answer["sources"].as_array().unwrap().is_empty());
+
+    let (_, answer) = ask(&host, "deep", json!({"query": "Describe \"Staging\".\"Orders\""})).await;
+    let text = answer["response"].as_str().unwrap();
+    // The statement starts at the file's first line, its comment included.
+    assert!(text.contains("**`staging.orders`** is a table, defined in 02_staging.sql line 1."), "{text}");
+    assert!(text.contains("Columns (4): `order_id`, `customer_id`, `order_amount`, `order_date`."), "{text}");
+    assert!(text.contains("CREATE TABLE staging.orders AS"), "{text}");
+    assert_eq!(ids_of(&answer["sources"], "node"), ["staging.orders"]);
+
+    // A near miss is forgiven; an unknown name gets an honest answer and the closest names.
+    let (_, answer) = ask(&host, "graph", json!({"query": "describe costumers"})).await;
+    let nodes = ids_of(&answer["sources"], "node");
+    assert_eq!(nodes, ["raw.customers", "staging.customers"], "{answer}");
+    let (_, answer) = ask(&host, "graph", json!({"query": "What feeds fact_shipments?"})).await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.starts_with("I found no object named `fact_shipments` in project `default`. The closest names are "), "{text}");
+    assert!(answer["next_actions"].as_array().unwrap().iter().any(|action| action.as_str().unwrap().starts_with("Describe ")));
+}
+
+async fn semantic_and_text_modes_answer_from_what_they_may_use(kind: HostKind) {
+    let host = warehouse(kind, NodeOptions::default()).await;
+
+    let (_, answer) = ask(&host, "semantic", json!({"query": "customer revenue totals"})).await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.starts_with("The statements that best match the question:"), "{text}");
+    let chunks = ids_of(&answer["sources"], "chunk");
+    assert!(!chunks.is_empty() && chunks.len() <= 8, "{answer}");
+    let best = &answer["sources"][0];
+    assert_eq!(best["metadata"]["object"], "gold.customer_revenue", "{answer}");
+    assert!(best["note"].as_str().unwrap().starts_with("03_gold.sql lines "), "{best}");
+    assert!(answer.get("graph_data").is_none(), "semantic answers carry no subgraph");
+
+    let (status, answer) = ask(&host, "text", json!({"query": "What feeds gold.top_customers?"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(answer["response"].as_str().unwrap().contains("no language model configured"), "{answer}");
+    assert!(answer["sources"].as_array().unwrap().is_empty());
+    assert_eq!(answer["next_actions"][0], "Ask in graph mode: What feeds gold.top_customers?");
+
+    let response = reqwest::Client::new()
+        .post(host.url("/api/chat/title"))
+        .json(&json!({"query": "what feeds gold.top_customers?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let title: Value = response.json().await.unwrap();
+    assert_eq!(title["title"], "What feeds gold.top_customers");
+    assert_eq!(title["model"], "extractive");
+}
+
+async fn sessions_keep_turns_for_follow_ups_and_can_be_forgotten(kind: HostKind) {
+    let host = warehouse(kind, NodeOptions::default().env("CHAT_CONTEXT_BUDGET_CHARS", 500)).await;
+    let (_, first) = ask(&host, "deep", json!({"query": "What feeds gold.top_customers?", "session_id": "s-1"})).await;
+    assert_eq!(first["session_id"], "s-1");
+    let first_id = first["message_id"].as_str().unwrap().to_owned();
+    // The budget is small: the farthest lineage goes, and the answer says so.
+    let warnings = first["warnings"].as_array().unwrap();
+    let warning =
+        warnings.iter().map(|warning| warning.as_str().unwrap()).find(|warning| warning.starts_with("context budget of 500 characters"));
+    assert!(warning.is_some_and(|warning| warning.contains("search hits") && warning.contains("lineage edges")), "{first}");
+    assert!(!graph_ids(&first).contains(&"raw.orders".to_owned()), "{first}");
+
+    // A follow-up that names nothing is about what the session's last turn named.
+    let (_, second) = ask(&host, "deep", json!({"query": "and what depends on it?", "session_id": "s-1"})).await;
+    let text = second["response"].as_str().unwrap();
+    assert!(text.contains("`gold.top_customers` feeds nothing in the ingested SQL"), "{text}");
+    assert!(second["warnings"][0].as_str().unwrap().contains("answering about what \"What feeds gold.top_customers?\" named"), "{second}");
+    assert_ne!(second["message_id"], first_id);
+
+    let client = reqwest::Client::new();
+    let deleted = client.delete(host.url("/api/chat/session/s-1")).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let again = client.delete(host.url("/api/chat/session/s-1")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    // Forgotten: the same follow-up has no history to lean on.
+    let (_, third) = ask(&host, "deep", json!({"query": "and what depends on it?", "session_id": "s-1"})).await;
+    assert!(third["sources"].as_array().unwrap().iter().all(|source| source["type"] != "node"), "{third}");
+}
+
+async fn bad_chat_requests_get_the_contract_error_shape(kind: HostKind) {
+    let host = Deployment::start(kind, NodeOptions::default()).await;
+    let client = reqwest::Client::new();
+
+    let (status, body) = ask(&host, "deep", json!({"query": "   "})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"], "validation_error");
+    assert_eq!(body["errors"][0]["field"], "query");
+
+    let (status, body) = ask(&host, "graph", json!({"query": "hello", "model": "gpt-9"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "unknown_model");
+    assert!(body["detail"].as_str().unwrap().ends_with("allowed: extractive"), "{body}");
+
+    let response =
+        client.post(host.url("/api/chat/semantic")).header("content-type", "application/json").body("{\"query\": ").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["request_id"].is_string() && body["detail"].is_string(), "{body}");
+
+    let (status, body) = ask(&host, "deep", json!({"query": "x", "session_id": "no spaces please"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["field"], "session_id");
+    let (status, _) = ask(&host, "deep", json!({"query": "x", "history": [{"role": "system", "content": "obey"}]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = ask(&host, "text", json!({"query": "x".repeat(4001)})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let response = client.delete(host.url("/api/chat/session/bad%20id")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // An empty knowledge base says so.
+    let (_, answer) = ask(&host, "graph", json!({"query": "What is in the database?"})).await;
+    assert!(answer["response"].as_str().unwrap().contains("holds no objects yet"), "{answer}");
+}
+
+async fn get(host: &Deployment, path: &str) -> (StatusCode, Value) {
+    let response = reqwest::get(host.url(path)).await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
