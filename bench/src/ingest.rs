@@ -55,7 +55,7 @@ pub fn warehouse_file(file: usize, bytes: usize) -> String {
 }
 
 /// An in-process Tributary on a fresh SQLite file in `folder`.
-async fn embedded(folder: &Path) -> anyhow::Result<tributary_core::http::AppState> {
+pub async fn embedded(folder: &Path) -> anyhow::Result<tributary_core::http::AppState> {
     let db = folder.join("bench.db");
     let settings = tributary_core::config::Settings::from_args(["--store", "sqlite", "--db", &db.to_string_lossy()])?;
     Ok(tributary_core::http::AppState::standalone(settings).await?)

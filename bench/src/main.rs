@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod chat;
 mod ingest;
 
 use anyhow::{Context, bail, ensure};
@@ -58,6 +59,11 @@ enum Task {
         #[arg(long, default_value_t = 9)]
         runs: usize,
     },
+    /// Deep mode's context on a 10,000-node graph, beside search and a lineage walk.
+    Chat {
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
     /// Everything, as Markdown.
     All,
     /// Internal: hold N WebSocket clients and time message arrivals (driven over stdin/stdout).
@@ -69,7 +75,8 @@ enum Task {
     },
 }
 
-const FUNCTIONS: [&str; 5] = ["tributary-activity", "tributary-admin", "tributary-ingest", "tributary-ws", "tributary-stats"];
+const FUNCTIONS: [&str; 6] =
+    ["tributary-activity", "tributary-admin", "tributary-chat", "tributary-ingest", "tributary-ws", "tributary-stats"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -78,12 +85,14 @@ async fn main() -> anyhow::Result<()> {
         Task::Startup { runs } => print_startup(runs).await?,
         Task::Tick { connections, rounds } => print_ticks(&connections, rounds).await?,
         Task::Ingest { runs } => ingest::print_ingestion(runs).await?,
+        Task::Chat { rounds } => chat::print_chat(rounds).await?,
         Task::All => {
             println!("## Machine\n\n{}\n", machine());
             print_sizes()?;
             print_startup(9).await?;
             print_ticks(&[1000, 10_000], 5).await?;
             ingest::print_ingestion(9).await?;
+            chat::print_chat(50).await?;
         }
         Task::Clients { url, count } => run_clients(&url, count).await?,
     }
@@ -258,6 +267,7 @@ async fn print_startup(runs: usize) -> anyhow::Result<()> {
                     let path = match function {
                         "tributary-admin" => "/health",
                         "tributary-ingest" => "/api/v1/files/stats",
+                        "tributary-chat" => "/openapi.json",
                         _ => "/api/v1/metrics/activity",
                     };
                     let url = format!("http://127.0.0.1:{emulator_port}/lambda-url/{function}{path}");
@@ -272,6 +282,7 @@ async fn print_startup(runs: usize) -> anyhow::Result<()> {
             "tributary-stats" => "scheduled event (1 tick, no connections)",
             "tributary-admin" => "GET /health",
             "tributary-ingest" => "GET /api/v1/files/stats",
+            "tributary-chat" => "GET /openapi.json",
             _ => "GET /api/v1/metrics/activity",
         };
         rows.push((function, request, median(&mut times)));

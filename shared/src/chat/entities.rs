@@ -233,8 +233,7 @@ pub fn find<'a>(question: &str, objects: &'a [(String, NodeKind)]) -> Found {
             }
         } else if is_identifier_like(word) {
             // Only words that read as identifiers are reported as unknown names.
-            let mut scored: Vec<(usize, &String)> =
-                objects.iter().map(|(id, _)| (distance(&key, last_part(id)).min(distance(&key, id)), id)).collect();
+            let mut scored: Vec<(usize, &String)> = objects.iter().map(|(id, _)| (distance(&key, compared(id)), id)).collect();
             scored.sort();
             found
                 .unmatched

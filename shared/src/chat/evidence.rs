@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::http::AppState;
 use crate::lineage::search::query_terms;
 use crate::lineage::walk::walk;
-use crate::lineage::{Chunk, Direction, EdgeKind, GraphEdge, GraphNode, NodeKind};
+use crate::lineage::{Direction, EdgeKind, GraphEdge, GraphNode, NodeKind};
 use crate::store::SearchHit;
 
 /// Steps of lineage gathered each way from a named object.
@@ -467,11 +467,6 @@ impl Evidence {
             }
         }
         (nodes.into_values().collect(), edges.into_values().collect())
-    }
-
-    /// Search hits' chunks (for providers that quote them).
-    pub fn chunks(&self) -> impl Iterator<Item = &Chunk> {
-        self.hits.iter().map(|hit| &hit.chunk)
     }
 }
 

@@ -454,19 +454,18 @@ pub struct Stores {
 impl Stores {
     /// All stores served by one SQLite database.
     pub fn sqlite(store: SqliteStore) -> Self {
-        let store = Arc::new(store);
-        Stores {
-            activity: store.clone(),
-            lineage: store.clone(),
-            snapshots: store.clone(),
-            connections: store.clone(),
-            chat: store.clone(),
-            health: store,
-        }
+        Stores::all_served_by(store)
     }
 
     /// All stores served by one DynamoDB table.
     pub fn dynamodb(store: DynamoStore) -> Self {
+        Stores::all_served_by(store)
+    }
+
+    fn all_served_by<S>(store: S) -> Self
+    where
+        S: ActivityStore + LineageStore + SnapshotStore + ConnectionStore + ChatStore + StoreHealth,
+    {
         let store = Arc::new(store);
         Stores {
             activity: store.clone(),

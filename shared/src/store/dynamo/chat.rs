@@ -31,17 +31,9 @@ impl ChatStore for DynamoStore {
     }
 
     async fn recent_turns(&self, session: &str, limit: usize) -> Result<Vec<Turn>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(session_pk(session)))
-            .expression_attribute_values(":prefix", s("TURN#"))
-            .scan_index_forward(false);
         let now = crate::time::now().timestamp();
-        let mut turns = query_pages(query, Some(limit))
+        let mut turns = self
+            .newest_with_prefix(&session_pk(session), "TURN#", limit)
             .await?
             .iter()
             // TTL deletion lags: a turn past its time is gone already as far as readers go.
@@ -55,17 +47,11 @@ impl ChatStore for DynamoStore {
     }
 
     async fn delete_session(&self, session: &str) -> Result<bool, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(session_pk(session)))
-            .projection_expression("pk, sk");
-        let keys = query_pages(query, None).await?;
-        let found = !keys.is_empty();
-        self.batch_write(keys.into_iter().map(DynamoStore::delete_request).collect::<Result<_, _>>()?).await?;
+        let pk = session_pk(session);
+        let turns = self.query_all(&pk, Some("TURN#")).await?;
+        let found = !turns.is_empty();
+        let deletes = turns.iter().map(|item| DynamoStore::delete_request(key(pk.clone(), text(item, "sk")?))).collect::<Result<_, _>>()?;
+        self.batch_write(deletes).await?;
         Ok(found)
     }
 }

@@ -252,7 +252,7 @@ impl DynamoStore {
     }
 
     /// Every item of a partition (whose sort key starts with `prefix`), page by page, consistently.
-    async fn query_all(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn query_all(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
         let query = self.client.query().table_name(&self.table).consistent_read(true).expression_attribute_values(":pk", s(pk));
         let query = match prefix {
             Some(prefix) => {
@@ -264,7 +264,7 @@ impl DynamoStore {
     }
 
     /// The newest `limit` items of a partition whose sort key starts with `prefix`.
-    async fn newest_with_prefix(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
+    pub(super) async fn newest_with_prefix(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
         let query = self
             .client
             .query()

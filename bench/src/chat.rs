@@ -1,0 +1,84 @@
+//! The time to build deep mode's context (evidence gathered, fitted to the budget, rendered, with
+//! its sources and subgraph) on a graph of at least 10,000 nodes in the embedded store, in this
+//! process and without a provider, beside two references in the same run: the store's search
+//! alone and one lineage walk alone, the two reads deep mode makes the most of.
+
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use tributary_core::chat::{Mode, evidence};
+use tributary_core::knowledge::{self, IngestFile, IngestRequest, LineageDirection};
+
+use crate::ingest::{embedded, warehouse_file};
+
+fn percentile(samples: &mut [f64], share: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let index = ((samples.len() as f64 * share).ceil() as usize).clamp(1, samples.len()) - 1;
+    samples[index]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Prints the chat section of the report: `rounds` passes over a set of questions.
+pub async fn print_chat(rounds: usize) -> anyhow::Result<()> {
+    let folder = tempfile::tempdir()?;
+    let state = embedded(folder.path()).await?;
+    let files: Vec<IngestFile> = (0..10)
+        .map(|file| IngestFile { filename: format!("wh{file:02}.sql"), content: warehouse_file(file, 50 * 1024).into_bytes() })
+        .collect();
+    let result = knowledge::ingest(&state, IngestRequest { project_id: "default".into(), dialect: "postgresql".into(), files })
+        .await
+        .map_err(|error| anyhow::anyhow!("{}", error.body().detail))?;
+    let nodes = result.total_nodes_created;
+    ensure!(nodes >= 10_000, "the benchmark graph has {nodes} nodes, fewer than 10,000");
+    let budget = state.settings.chat.chat_context_budget_chars as usize;
+
+    let questions = [
+        "What feeds gold.revenue_f3_u10?",
+        "What depends on raw.orders_f1_u5?",
+        "Describe staging.orders_f7_u40",
+        "where does the revenue of f5_u2 come from? gold.revenue_f5_u2",
+        "What is in the database?",
+        "customer revenue by order date",
+        "what feeds gold.revenue_f2_u3 and gold.daily_f2_u3?",
+        "describe costumers_f4_u9",
+    ];
+    let (mut deep, mut search, mut walk) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for question in questions {
+            let started = Instant::now();
+            let mut gathered = evidence::gather(&state, Mode::Deep, "default", question, Vec::new()).await?;
+            gathered.fit(budget);
+            let context = gathered.render();
+            let (sources, graph) = (gathered.sources(), gathered.graph());
+            deep.push(ms(started.elapsed()));
+            std::hint::black_box((context, sources, graph));
+
+            let started = Instant::now();
+            std::hint::black_box(knowledge::search(&state, "default", question, 8).await?);
+            search.push(ms(started.elapsed()));
+        }
+        let started = Instant::now();
+        std::hint::black_box(knowledge::lineage(&state, "default", "gold.revenue_f3_u10", LineageDirection::Both, 4).await?);
+        walk.push(ms(started.elapsed()));
+    }
+    println!(
+        "## Chat: deep mode's context (embedded SQLite store, in process, no provider)\n\nA graph of {nodes} nodes ({} edges); {} questions, {rounds} rounds ({} contexts); budget {budget} characters:\n",
+        result.total_edges_created,
+        questions.len(),
+        deep.len()
+    );
+    println!("| What | p50 | p99 | max |\n| --- | --- | --- | --- |");
+    for (label, samples) in [
+        ("Tributary: deep context (search, names, lineage both ways, fit, render, sources)", &mut deep),
+        ("Reference: the store's search alone (8 hits)", &mut search),
+        ("Reference: one lineage walk alone (both ways, 4 steps)", &mut walk),
+    ] {
+        let (p50, p99, max) = (percentile(samples, 0.5), percentile(samples, 0.99), percentile(samples, 1.0));
+        println!("| {label} | {p50:.2} ms | {p99:.2} ms | {max:.2} ms |");
+    }
+    println!();
+    Ok(())
+}
