@@ -11,6 +11,7 @@ on_every_host!(
     overview_description_and_unknown_names_get_grounded_answers,
     semantic_and_text_modes_answer_from_what_they_may_use,
     sessions_keep_turns_for_follow_ups_and_can_be_forgotten,
+    a_streamed_answer_is_start_deltas_and_done_with_the_same_answer,
     bad_chat_requests_get_the_contract_error_shape,
 );
 
@@ -217,6 +218,43 @@ async fn sessions_keep_turns_for_follow_ups_and_can_be_forgotten(kind: HostKind)
     // Forgotten: the same follow-up has no history to lean on.
     let (_, third) = ask(&host, "deep", json!({"query": "and what depends on it?", "session_id": "s-1"})).await;
     assert!(third["sources"].as_array().unwrap().iter().all(|source| source["type"] != "node"), "{third}");
+}
+
+/// The `data:` frames of an SSE body, parsed.
+fn frames(body: &str) -> Vec<Value> {
+    body.lines().filter_map(|line| line.strip_prefix("data:")).map(|data| serde_json::from_str(data.trim()).unwrap()).collect()
+}
+
+async fn a_streamed_answer_is_start_deltas_and_done_with_the_same_answer(kind: HostKind) {
+    let host = warehouse(kind, NodeOptions::default()).await;
+    let question = json!({"query": "What depends on raw.orders?", "session_id": "streamed"});
+    let response = reqwest::Client::new().post(host.url("/api/chat/deep/stream")).json(&question).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let frames = frames(&response.text().await.unwrap());
+    let types: Vec<&str> = frames.iter().map(|frame| frame["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"start"), "{types:?}");
+    assert_eq!(types.last(), Some(&"done"), "{types:?}");
+    assert!(types[1..types.len() - 1].iter().all(|kind| *kind == "delta") && types.len() > 3, "{types:?}");
+    let start = &frames[0];
+    let done = frames.last().unwrap();
+    assert_eq!((&start["mode"], &start["model"], &start["session_id"]), (&json!("deep"), &json!("extractive"), &json!("streamed")));
+    assert_eq!(start["message_id"], done["message_id"]);
+    let streamed: String = frames.iter().filter(|frame| frame["type"] == "delta").map(|frame| frame["text"].as_str().unwrap()).collect();
+    assert_eq!(streamed, done["response"].as_str().unwrap());
+    assert!(streamed.contains("`raw.orders` feeds:"), "{streamed}");
+    assert!(!ids_of(&done["sources"], "edge").is_empty() && done["graph_data"]["nodes"].is_array(), "{done}");
+
+    // The same question, not streamed, gives the same answer; the stream's turn was kept.
+    let (_, answer) = ask(&host, "deep", json!({"query": "What depends on raw.orders?"})).await;
+    assert_eq!(answer["response"], done["response"]);
+    let (_, follow_up) = ask(&host, "deep", json!({"query": "and what feeds it?", "session_id": "streamed"})).await;
+    assert!(follow_up["response"].as_str().unwrap().contains("`raw.orders` is fed by nothing"), "{follow_up}");
+
+    // Refused before the stream starts: an ordinary JSON error.
+    let response = reqwest::Client::new().post(host.url("/api/chat/deep/stream")).json(&json!({"query": ""})).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "validation_error");
 }
 
 async fn bad_chat_requests_get_the_contract_error_shape(kind: HostKind) {

@@ -263,7 +263,7 @@ async fn every_function_documents_the_whole_http_api() {
     let node: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     let expected: BTreeSet<String> =
         paths(&node).into_iter().filter(|path| !path.contains("ws/dashboard") && !path.starts_with("/@connections")).collect();
-    assert_eq!(expected.len(), 22);
+    assert_eq!(expected.len(), 23);
     for function in ["tributary-admin", "tributary-activity", "tributary-chat", "tributary-ingest"] {
         let url = format!("http://127.0.0.1:{}/lambda-url/{function}/openapi.json", cloud.functions.port);
         let api: Value = reqwest::get(url).await.unwrap().json().await.unwrap();

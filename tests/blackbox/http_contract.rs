@@ -124,6 +124,7 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
         ("/api/chat/semantic", "post"),
         ("/api/chat/graph", "post"),
         ("/api/chat/deep", "post"),
+        ("/api/chat/deep/stream", "post"),
         ("/api/chat/title", "post"),
         ("/api/chat/session/{id}", "delete"),
         ("/admin/restart", "post"),

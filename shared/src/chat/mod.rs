@@ -15,12 +15,14 @@ pub mod provider;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::http::AppState;
 use crate::knowledge::{DEFAULT_PROJECT, validate_project};
 use crate::lineage::{GraphEdge, GraphNode};
@@ -238,9 +240,181 @@ pub async fn ask(state: &AppState, mode: Mode, request: ChatRequest) -> Result<C
     let started = Instant::now();
     let question = validate(request)?;
     let _active = state.stats.gauges().begin_query();
-    let outcome = answer(state, mode, question, started).await;
+    let outcome = async {
+        let turn = Pending::prepare(state, mode, question, started).await?;
+        let text = turn.generate(state).await?;
+        let text = provider::collect(text).await.map_err(provider::LlmError::into_api_error)?;
+        turn.finish(state, text).await
+    }
+    .await;
+    report(state, mode, started, outcome.as_ref()).await;
+    outcome
+}
+
+/// One frame of a streamed answer (`data: {"type": …}` in the SSE stream).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum StreamFrame {
+    /// The answer begins: who answers it, and its id.
+    Start { mode: Mode, model: String, message_id: String, session_id: Option<String> },
+    /// The next piece of the answer's text, as the provider produced it.
+    Delta { text: String },
+    /// The whole answer, as the non-streaming route gives it.
+    Done(Box<ChatResponse>),
+    /// The answer stopped: why, in the contract's error shape.
+    Error(ErrorBody),
+}
+
+/// Answers like [`ask`], as a stream of frames: `start`, a `delta` per piece of text as the provider
+/// produces it, then `done` (or `error`). Problems found before the first frame (validation, the
+/// provider down) are the `Err`. A client that goes away stops the generation at its next piece:
+/// nothing is kept or announced for an answer nobody read.
+pub async fn ask_streaming(state: &AppState, mode: Mode, request: ChatRequest) -> Result<BoxStream<'static, StreamFrame>, ApiError> {
+    let started = Instant::now();
+    let question = validate(request)?;
+    let active = state.stats.gauges().begin_query();
+    let prepared = async {
+        let turn = Pending::prepare(state, mode, question, started).await?;
+        let text = turn.generate(state).await?;
+        Ok::<_, ApiError>((turn, text))
+    }
+    .await;
+    let (turn, mut text) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            report(state, mode, started, Err(&error)).await;
+            return Err(error);
+        }
+    };
+    let (frames, receiver) = tokio::sync::mpsc::channel::<StreamFrame>(16);
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _active = active;
+        let start = StreamFrame::Start {
+            mode,
+            model: turn.model.clone(),
+            message_id: turn.message_id.clone(),
+            session_id: turn.session_id.clone(),
+        };
+        if frames.send(start).await.is_err() {
+            return;
+        }
+        let mut whole = String::new();
+        while let Some(piece) = text.next().await {
+            match piece {
+                Ok(piece) => {
+                    whole.push_str(&piece);
+                    if frames.send(StreamFrame::Delta { text: piece }).await.is_err() {
+                        return; // The client left: dropping the provider's stream stops it.
+                    }
+                }
+                Err(error) => {
+                    let error = error.into_api_error();
+                    let _ = frames.send(StreamFrame::Error(error.body())).await;
+                    report(&state, mode, started, Err(&error)).await;
+                    return;
+                }
+            }
+        }
+        let outcome = turn.finish(&state, whole).await;
+        let last = match &outcome {
+            Ok(response) => StreamFrame::Done(Box::new(response.clone())),
+            Err(error) => StreamFrame::Error(error.body()),
+        };
+        let _ = frames.send(last).await;
+        report(&state, mode, started, outcome.as_ref()).await;
+    });
+    Ok(futures::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|frame| (frame, receiver)) }).boxed())
+}
+
+/// A question on its way to an answer: its model, evidence and ids.
+struct Pending {
+    mode: Mode,
+    model: String,
+    evidence: Evidence,
+    message_id: String,
+    session_id: Option<String>,
+    query: String,
+    started: Instant,
+}
+
+impl Pending {
+    /// Picks the model, reads the session's history and gathers the evidence.
+    async fn prepare(state: &AppState, mode: Mode, question: Question, started: Instant) -> Result<Pending, ApiError> {
+        let model = state.models.for_mode(mode, question.model.as_deref())?;
+        let history = match &question.session_id {
+            Some(session) => {
+                let limit = state.settings.chat.chat_history_turns as usize;
+                let mut stored = state.stores.chat.recent_turns(session, limit).await?;
+                if stored.is_empty() {
+                    stored = turns_from(&question.history);
+                }
+                stored
+            }
+            None => turns_from(&question.history),
+        };
+        let mut evidence = evidence::gather(state, mode, &question.project, &question.query, history).await?;
+        if mode == Mode::Deep {
+            evidence.fit(state.settings.chat.chat_context_budget_chars as usize);
+        }
+        Ok(Pending {
+            mode,
+            model,
+            evidence,
+            message_id: uuid::Uuid::now_v7().to_string(),
+            session_id: question.session_id,
+            query: question.query,
+            started,
+        })
+    }
+
+    /// Starts the provider on the evidence.
+    async fn generate(&self, state: &AppState) -> Result<provider::TextStream, ApiError> {
+        state
+            .models
+            .provider()
+            .generate(&self.model, &prompt(&self.evidence), Task::Answer(&self.evidence))
+            .await
+            .map_err(provider::LlmError::into_api_error)
+    }
+
+    /// Keeps the turn in its session and shapes the answer.
+    async fn finish(self, state: &AppState, text: String) -> Result<ChatResponse, ApiError> {
+        if let Some(session) = &self.session_id {
+            let turn = Turn {
+                id: self.message_id.clone(),
+                at: crate::time::now(),
+                mode: self.mode,
+                model: self.model.clone(),
+                question: self.query.clone(),
+                answer: text.clone(),
+            };
+            state.stores.chat.append_turn(session, &turn).await?;
+        }
+        let graph_data = matches!(self.mode, Mode::Graph | Mode::Deep).then(|| {
+            let (nodes, edges) = self.evidence.graph();
+            GraphData { nodes, edges }
+        });
+        Ok(ChatResponse {
+            response: text,
+            sources: self.evidence.sources(),
+            query_type: self.mode,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+            next_actions: next_actions(&self.evidence),
+            warnings: self.evidence.warnings,
+            graph_data,
+            model: self.model,
+            message_id: Some(self.message_id),
+            session_id: self.session_id,
+        })
+    }
+}
+
+/// Tells dashboards how a query ended (`query_complete`, or `error` for a failure of ours), and
+/// records it as a `chat_query` activity event. Never the question's text.
+async fn report(state: &AppState, mode: Mode, started: Instant, outcome: Result<&ChatResponse, &ApiError>) {
     let latency_ms = started.elapsed().as_millis() as u64;
-    match &outcome {
+    match outcome {
         Ok(response) => {
             let complete = json!({
                 "mode": mode.as_str(),
@@ -266,68 +440,12 @@ pub async fn ask(state: &AppState, mode: Mode, request: ChatRequest) -> Result<C
     let mut event = ActivityEvent::new(EventType::ChatQuery, EventSource::Http, format!("/api/chat/{}", mode.as_str()), status)
         .with_metadata("mode", mode.as_str())
         .with_metadata("message", format!("Chat query ({} mode)", mode.as_str()));
-    match &outcome {
+    match outcome {
         Ok(response) => event = event.with_metadata("model", response.model.clone()).with_metadata("sources", response.sources.len()),
         Err(error) => event = event.with_metadata("error", error.code()),
     }
     event.latency_ms = Some(latency_ms as f64);
     state.activity.record(event).await;
-    outcome
-}
-
-async fn answer(state: &AppState, mode: Mode, question: Question, started: Instant) -> Result<ChatResponse, ApiError> {
-    let models = &state.models;
-    let model = models.for_mode(mode, question.model.as_deref())?;
-    let history = match &question.session_id {
-        Some(session) => {
-            let limit = state.settings.chat.chat_history_turns as usize;
-            let mut stored = state.stores.chat.recent_turns(session, limit).await?;
-            if stored.is_empty() {
-                stored = turns_from(&question.history);
-            }
-            stored
-        }
-        None => turns_from(&question.history),
-    };
-    let mut evidence = evidence::gather(state, mode, &question.project, &question.query, history).await?;
-    if mode == Mode::Deep {
-        evidence.fit(state.settings.chat.chat_context_budget_chars as usize);
-    }
-    let text = models
-        .provider()
-        .generate(&model, &prompt(&evidence), Task::Answer(&evidence))
-        .await
-        .map_err(provider::LlmError::into_api_error)?;
-    let text = provider::collect(text).await.map_err(provider::LlmError::into_api_error)?;
-
-    let message_id = uuid::Uuid::now_v7().to_string();
-    if let Some(session) = &question.session_id {
-        let turn = Turn {
-            id: message_id.clone(),
-            at: crate::time::now(),
-            mode,
-            model: model.clone(),
-            question: question.query.clone(),
-            answer: text.clone(),
-        };
-        state.stores.chat.append_turn(session, &turn).await?;
-    }
-    let graph_data = matches!(mode, Mode::Graph | Mode::Deep).then(|| {
-        let (nodes, edges) = evidence.graph();
-        GraphData { nodes, edges }
-    });
-    Ok(ChatResponse {
-        response: text,
-        sources: evidence.sources(),
-        query_type: mode,
-        latency_ms: started.elapsed().as_millis() as u64,
-        model,
-        next_actions: next_actions(&evidence),
-        warnings: evidence.warnings.clone(),
-        graph_data,
-        message_id: Some(message_id),
-        session_id: question.session_id,
-    })
 }
 
 /// A title for a conversation that starts with `request.query`.

@@ -1,13 +1,17 @@
 //! Chat area: one route per mode, titles, and forgetting a session. The work happens in
 //! [`crate::chat`]; these handlers read requests and shape answers.
 
+use std::convert::Infallible;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::chat::{self, ChatRequest, ChatResponse, Mode, TitleResponse};
+use crate::chat::{self, ChatRequest, ChatResponse, Mode, StreamFrame, TitleResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::AppState;
 use crate::http::extract::ApiJson;
@@ -18,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat_semantic))
         .routes(routes!(chat_graph))
         .routes(routes!(chat_deep))
+        .routes(routes!(chat_deep_stream))
         .routes(routes!(chat_title))
         .routes(routes!(delete_session))
 }
@@ -91,6 +96,32 @@ pub async fn chat_graph(State(state): State<AppState>, ApiJson(request): ApiJson
 )]
 pub async fn chat_deep(State(state): State<AppState>, ApiJson(request): ApiJson<ChatRequest>) -> Result<Json<ChatResponse>, ApiError> {
     Ok(Json(chat::ask(&state, Mode::Deep, request).await?))
+}
+
+/// Deep mode, streamed as Server-Sent Events: `data:` frames of type `start` (mode, model,
+/// message id), `delta` (the next piece of text, as the provider produces it), then `done` (the whole
+/// answer, as `POST /api/chat/deep` gives it) or `error` (the contract's error shape). Problems found
+/// before the first frame are ordinary JSON errors. Closing the connection stops the generation.
+#[utoipa::path(
+    post,
+    path = "/api/chat/deep/stream",
+    tag = "chat",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "The answer as a stream of frames", content_type = "text/event-stream", body = StreamFrame),
+        (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
+        (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn chat_deep_stream(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ChatRequest>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let frames = chat::ask_streaming(&state, Mode::Deep, request).await?;
+    let events =
+        frames.map(|frame| Ok(Event::default().json_data(&frame).unwrap_or_else(|_| Event::default().data("{\"type\":\"error\"}"))));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 /// A short title for a conversation that starts with `query`.
