@@ -155,11 +155,22 @@ pub struct Settings {
 /// Which language model answers chat questions, and how chat builds its context.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChatSettings {
-    /// Which provider answers: `extractive` (no network: answers composed from the knowledge base).
+    /// Which provider answers: `extractive` (no network: answers composed from the knowledge base),
+    /// `ollama` (its chat API) or `openai` (any OpenAI-compatible chat completions API).
     #[arg(long, env = "LLM_PROVIDER", default_value = "extractive")]
     pub llm_provider: crate::chat::ProviderKind,
 
-    /// The model every mode uses unless overridden. Default: the provider's (`extractive`).
+    /// The provider's address. Default: `http://127.0.0.1:11434` for Ollama,
+    /// `https://api.openai.com/v1` for OpenAI-compatible APIs.
+    #[arg(long, env = "LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+
+    /// Bearer token for the provider (OpenAI-compatible APIs). Never logged or answered.
+    #[arg(long, env = "LLM_API_KEY", hide_env_values = true, value_parser = parse_secret)]
+    pub llm_api_key: Option<SecretString>,
+
+    /// The model every mode uses unless overridden. Default: `extractive`, `llama3.1` (Ollama) or
+    /// `gpt-4o-mini` (OpenAI-compatible).
     #[arg(long, env = "LLM_MODEL")]
     pub llm_model: Option<String>,
 
@@ -182,6 +193,20 @@ pub struct ChatSettings {
     /// The model that writes titles (default `LLM_MODEL`).
     #[arg(long, env = "LLM_MODEL_TITLE")]
     pub llm_model_title: Option<String>,
+
+    /// Models tried in order when a mode's model keeps failing or is unknown to the provider
+    /// (comma-separated).
+    #[arg(long, env = "LLM_FALLBACK_MODELS", value_delimiter = ',')]
+    pub llm_fallback_models: Vec<String>,
+
+    /// Seconds to wait for the provider's first piece of an answer, and between pieces, before it
+    /// counts as down.
+    #[arg(long, env = "LLM_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub llm_timeout_seconds: u64,
+
+    /// Retries of a call answered 429 or 5xx, per model, with backoff honouring `Retry-After`.
+    #[arg(long, env = "LLM_MAX_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub llm_max_retries: u32,
 
     /// Models a request may name in `model` (comma-separated). Default: every model configured above.
     #[arg(long, env = "LLM_ALLOWED_MODELS", value_delimiter = ',')]

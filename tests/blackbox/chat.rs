@@ -298,3 +298,81 @@ async fn get(host: &Deployment, path: &str) -> (StatusCode, Value) {
     let status = response.status();
     (status, response.json().await.unwrap())
 }
+
+/// A stand-in for Ollama's chat API: streams `pieces` for every call and keeps the request bodies.
+async fn ollama_stand_in(pieces: &'static [&'static str]) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post;
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/api/chat",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body);
+                let mut lines: Vec<String> = pieces
+                    .iter()
+                    .map(|piece| format!("{}\n", json!({"message": {"role": "assistant", "content": piece}, "done": false})))
+                    .collect();
+                lines.push(format!("{}\n", json!({"done": true})));
+                lines.concat()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, bodies)
+}
+
+#[tokio::test]
+async fn a_language_model_answers_from_the_evidence_and_one_that_is_down_is_a_503() {
+    let (base, bodies) = ollama_stand_in(&["`gold.top_customers` reads ", "`gold.customer_revenue`."]).await;
+    let options = NodeOptions::default().env("LLM_PROVIDER", "ollama").env("LLM_BASE_URL", &base).env("LLM_MODEL", "llama3.1");
+    let host = warehouse(HostKind::NodeOnSqlite, options).await;
+
+    let (status, answer) = ask(&host, "graph", json!({"query": "What feeds gold.top_customers?"})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["response"], "`gold.top_customers` reads `gold.customer_revenue`.");
+    assert_eq!(answer["model"], "llama3.1");
+    assert_eq!(ids_of(&answer["sources"], "node"), ["gold.top_customers"], "sources are the evidence the model was given");
+    let sent = bodies.lock().unwrap()[0].clone();
+    assert_eq!(sent["model"], "llama3.1");
+    let system = sent["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("## gold.top_customers (View), defined in 03_gold.sql line 18"), "{system}");
+    assert!(system.contains("Reads from: gold.top_customers -[DERIVES]-> gold.customer_revenue"), "{system}");
+    assert_eq!(sent["messages"].as_array().unwrap().last().unwrap(), &json!({"role": "user", "content": "What feeds gold.top_customers?"}));
+
+    // The allow-list is the configured models.
+    let (status, body) = ask(&host, "graph", json!({"query": "x", "model": "extractive"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().ends_with("allowed: llama3.1"), "{body}");
+
+    // Streamed: the model's pieces, as it sent them.
+    let response = reqwest::Client::new()
+        .post(host.url("/api/chat/deep/stream"))
+        .json(&json!({"query": "What feeds gold.top_customers?"}))
+        .send()
+        .await
+        .unwrap();
+    let deltas: Vec<String> = frames(&response.text().await.unwrap())
+        .iter()
+        .filter(|frame| frame["type"] == "delta")
+        .map(|frame| frame["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(deltas, ["`gold.top_customers` reads ", "`gold.customer_revenue`."]);
+
+    // A provider nobody answers for: 503 naming the llm component, its address and a hint.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = Deployment::start(
+        HostKind::NodeOnSqlite,
+        NodeOptions::default().env("LLM_PROVIDER", "ollama").env("LLM_BASE_URL", format!("http://{closed}")),
+    )
+    .await;
+    let (status, body) = ask(&down, "text", json!({"query": "hello"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["component"], "llm");
+    assert_eq!(body["error"], "llm_unavailable");
+    assert!(body["detail"].as_str().unwrap().contains(&format!("http://{closed}")), "{body}");
+    assert!(body["hint"].as_str().unwrap().contains("LLM_PROVIDER=extractive"), "{body}");
+}

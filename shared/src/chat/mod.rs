@@ -11,6 +11,7 @@ pub mod entities;
 pub mod evidence;
 pub mod extractive;
 pub mod provider;
+pub mod remote;
 
 use std::time::Instant;
 
@@ -241,7 +242,7 @@ pub async fn ask(state: &AppState, mode: Mode, request: ChatRequest) -> Result<C
     let question = validate(request)?;
     let _active = state.stats.gauges().begin_query();
     let outcome = async {
-        let turn = Pending::prepare(state, mode, question, started).await?;
+        let mut turn = Pending::prepare(state, mode, question, started).await?;
         let text = turn.generate(state).await?;
         let text = provider::collect(text).await.map_err(provider::LlmError::into_api_error)?;
         turn.finish(state, text).await
@@ -274,7 +275,7 @@ pub async fn ask_streaming(state: &AppState, mode: Mode, request: ChatRequest) -
     let question = validate(request)?;
     let active = state.stats.gauges().begin_query();
     let prepared = async {
-        let turn = Pending::prepare(state, mode, question, started).await?;
+        let mut turn = Pending::prepare(state, mode, question, started).await?;
         let text = turn.generate(state).await?;
         Ok::<_, ApiError>((turn, text))
     }
@@ -368,14 +369,16 @@ impl Pending {
         })
     }
 
-    /// Starts the provider on the evidence.
-    async fn generate(&self, state: &AppState) -> Result<provider::TextStream, ApiError> {
-        state
+    /// Starts the provider on the evidence (falling back to other models as configured); the model
+    /// that answers is the answer's.
+    async fn generate(&mut self, state: &AppState) -> Result<provider::TextStream, ApiError> {
+        let (model, text) = state
             .models
-            .provider()
             .generate(&self.model, &prompt(&self.evidence), Task::Answer(&self.evidence))
             .await
-            .map_err(provider::LlmError::into_api_error)
+            .map_err(provider::LlmError::into_api_error)?;
+        self.model = model;
+        Ok(text)
     }
 
     /// Keeps the turn in its session and shapes the answer.
@@ -462,12 +465,8 @@ pub async fn title(state: &AppState, request: ChatRequest) -> Result<TitleRespon
         },
         Message { role: Role::User, content: question.query.clone() },
     ];
-    let text = state
-        .models
-        .provider()
-        .generate(&model, &messages, Task::Title(&question.query))
-        .await
-        .map_err(provider::LlmError::into_api_error)?;
+    let (model, text) =
+        state.models.generate(&model, &messages, Task::Title(&question.query)).await.map_err(provider::LlmError::into_api_error)?;
     let title = provider::collect(text).await.map_err(provider::LlmError::into_api_error)?;
     let title = title.trim().trim_matches('"').trim().to_owned();
     Ok(TitleResponse { title: evidence::abridged(&title, 80), model, latency_ms: started.elapsed().as_millis() as u64 })
