@@ -376,3 +376,58 @@ async fn a_language_model_answers_from_the_evidence_and_one_that_is_down_is_a_50
     assert!(body["detail"].as_str().unwrap().contains(&format!("http://{closed}")), "{body}");
     assert!(body["hint"].as_str().unwrap().contains("LLM_PROVIDER=extractive"), "{body}");
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_a_stream_stops_the_generation_and_active_queries_count_it() {
+    use futures::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // A model that never stops talking, a piece every 50 ms, for as long as someone reads.
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let app = axum::Router::new().route(
+        "/api/chat",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                let pieces = futures::stream::unfold(counter, |counter| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let line = format!("{}\n", json!({"message": {"role": "assistant", "content": "more "}, "done": false}));
+                    Some((Ok::<_, std::io::Error>(line), counter))
+                });
+                axum::body::Body::from_stream(pieces)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let host =
+        Deployment::start(HostKind::NodeOnSqlite, NodeOptions::default().env("LLM_PROVIDER", "ollama").env("LLM_BASE_URL", &base)).await;
+
+    let response = reqwest::Client::new().post(host.url("/api/chat/deep/stream")).json(&json!({"query": "talk"})).send().await.unwrap();
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"type\":\"delta\"") {
+        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+    }
+    let (_, stats) = get(&host, "/api/v1/stats").await;
+    assert_eq!(stats["activeQueries"], 1, "the streaming query is in flight");
+
+    drop(body);
+    // Once the node notices (at its next write), it drops the model's stream: the model stops.
+    let mut settled = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let before = produced.load(Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let (_, stats) = get(&host, "/api/v1/stats").await;
+        if produced.load(Ordering::SeqCst) == before && stats["activeQueries"] == 0 {
+            settled = true;
+            break;
+        }
+    }
+    assert!(settled, "the generation went on after the client left ({} pieces)", produced.load(Ordering::SeqCst));
+}
