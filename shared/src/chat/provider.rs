@@ -179,10 +179,6 @@ impl Models {
         Models { provider, per_mode, title, fallbacks, allowed }
     }
 
-    pub fn provider(&self) -> &dyn LlmProvider {
-        &*self.provider
-    }
-
     /// Starts an answer with `model`, then each fallback model in turn while the provider fails in a
     /// way another model may not (an unknown model, errors left after retries, a timeout); the model
     /// that answers, and its text.
@@ -192,7 +188,7 @@ impl Models {
         for fallback in &self.fallbacks {
             match &outcome {
                 Err(error) if error.worth_a_fallback() && !tried.contains(&fallback.as_str()) => {
-                    tracing::warn!(%error, model = tried.last().copied().unwrap_or_default(), fallback, "falling back to another model");
+                    tracing::warn!(%error, provider = self.provider.name(), model = tried.last().copied().unwrap_or_default(), fallback, "falling back to another model");
                     tried.push(fallback);
                     outcome = self.provider.generate(fallback, messages, task).await;
                 }
