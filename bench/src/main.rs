@@ -75,8 +75,15 @@ enum Task {
     },
 }
 
-const FUNCTIONS: [&str; 6] =
-    ["tributary-activity", "tributary-admin", "tributary-chat", "tributary-ingest", "tributary-ws", "tributary-stats"];
+const FUNCTIONS: [&str; 7] = [
+    "tributary-activity",
+    "tributary-admin",
+    "tributary-chat",
+    "tributary-chat-stream",
+    "tributary-ingest",
+    "tributary-ws",
+    "tributary-stats",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -263,11 +270,17 @@ async fn print_startup(runs: usize) -> anyhow::Result<()> {
                 "tributary-stats" => {
                     invoke(emulator_port, function, &json!({"source": "aws.events", "detail-type": "Scheduled Event"})).await?;
                 }
+                "tributary-chat" | "tributary-chat-stream" => {
+                    let path = if function == "tributary-chat" { "/api/chat/graph" } else { "/api/chat/deep/stream" };
+                    let url = format!("http://127.0.0.1:{emulator_port}/lambda-url/{function}{path}");
+                    let response = client.post(url).json(&json!({"query": "What is in the database?"})).send().await?;
+                    ensure!(response.status().is_success(), "{function} answered {}", response.status());
+                    response.bytes().await?;
+                }
                 _ => {
                     let path = match function {
                         "tributary-admin" => "/health",
                         "tributary-ingest" => "/api/v1/files/stats",
-                        "tributary-chat" => "/openapi.json",
                         _ => "/api/v1/metrics/activity",
                     };
                     let url = format!("http://127.0.0.1:{emulator_port}/lambda-url/{function}{path}");
@@ -282,7 +295,8 @@ async fn print_startup(runs: usize) -> anyhow::Result<()> {
             "tributary-stats" => "scheduled event (1 tick, no connections)",
             "tributary-admin" => "GET /health",
             "tributary-ingest" => "GET /api/v1/files/stats",
-            "tributary-chat" => "GET /openapi.json",
+            "tributary-chat" => "POST /api/chat/graph (extractive, empty graph)",
+            "tributary-chat-stream" => "POST /api/chat/deep/stream, read to the end",
             _ => "GET /api/v1/metrics/activity",
         };
         rows.push((function, request, median(&mut times)));

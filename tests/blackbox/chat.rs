@@ -431,3 +431,72 @@ async fn a_client_that_leaves_a_stream_stops_the_generation_and_active_queries_c
     }
     assert!(settled, "the generation went on after the client left ({} pieces)", produced.load(Ordering::SeqCst));
 }
+
+#[tokio::test]
+async fn the_node_streams_each_piece_as_the_model_produces_it() {
+    each_piece_is_streamed_as_the_model_produces_it(HostKind::NodeOnSqlite).await;
+}
+
+#[tokio::test]
+async fn the_chat_stream_function_streams_each_piece_as_the_model_produces_it() {
+    each_piece_is_streamed_as_the_model_produces_it(HostKind::Functions).await;
+}
+
+/// A model that says its first piece, then waits for the test's word before its last: a host that
+/// buffered the answer would never show the first piece, and the test would wait in vain.
+async fn each_piece_is_streamed_as_the_model_produces_it(kind: HostKind) {
+    use futures::StreamExt;
+    let (release, released) = tokio::sync::watch::channel(false);
+    let app = axum::Router::new().route(
+        "/api/chat",
+        axum::routing::post(move || {
+            let mut released = released.clone();
+            async move {
+                let line = |content: &str, done: bool| {
+                    let message = json!({"message": {"role": "assistant", "content": content}, "done": done});
+                    Ok::<_, std::io::Error>(format!("{message}\n"))
+                };
+                let first = futures::stream::iter([line("`gold.top_customers` reads ", false)]);
+                let rest = futures::stream::once(async move {
+                    released.wait_for(|released| *released).await.unwrap();
+                    futures::stream::iter([line("`gold.customer_revenue`.", false), line("", true)])
+                })
+                .flatten();
+                axum::body::Body::from_stream(first.chain(rest))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let host = Deployment::start(kind, NodeOptions::default().env("LLM_PROVIDER", "ollama").env("LLM_BASE_URL", &base)).await;
+
+    let question = json!({"query": "What feeds gold.top_customers?"});
+    let response = reqwest::Client::new().post(host.url("/api/chat/deep/stream")).json(&question).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    let first_piece = tokio::time::timeout(support::PATIENCE, async {
+        while !seen.contains("\"type\":\"delta\"") {
+            seen.push_str(&String::from_utf8_lossy(&body.next().await.expect("the stream ended before a delta").unwrap()));
+        }
+    })
+    .await;
+    assert!(first_piece.is_ok(), "the first piece did not arrive while the model was still talking; got {seen:?}");
+    release.send(true).unwrap();
+    while let Some(chunk) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    let streamed = frames(&seen);
+    let deltas: Vec<&str> = streamed.iter().filter(|frame| frame["type"] == "delta").map(|frame| frame["text"].as_str().unwrap()).collect();
+    assert_eq!(deltas, ["`gold.top_customers` reads ", "`gold.customer_revenue`."]);
+    assert_eq!(streamed.last().unwrap()["response"], "`gold.top_customers` reads `gold.customer_revenue`.");
+
+    // Through the HTTP API's function the same stream comes buffered, whole.
+    if let Deployment::Functions(functions) = &host {
+        let url = functions.url_on("tributary-chat", "/api/chat/deep/stream");
+        let buffered = reqwest::Client::new().post(url).json(&question).send().await.unwrap().text().await.unwrap();
+        let types: Vec<Value> = frames(&buffered).iter().map(|frame| frame["type"].clone()).collect();
+        assert_eq!(types, [json!("start"), json!("delta"), json!("delta"), json!("done")], "{buffered}");
+    }
+}

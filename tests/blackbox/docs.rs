@@ -66,7 +66,8 @@ fn the_http_api_in_template_yaml_routes_every_route_to_the_function_that_serves_
         let resource = match support::function_for(path) {
             "tributary-activity" => "ActivityFunction",
             "tributary-ingest" => "IngestFunction",
-            "tributary-chat" => "ChatFunction",
+            // The stream is also on the HTTP API, buffered, for clients that know one base URL.
+            "tributary-chat" | "tributary-chat-stream" => "ChatFunction",
             _ => "AdminFunction",
         };
         // Paths with `{…}` are quoted in YAML's flow style.
@@ -76,4 +77,38 @@ fn the_http_api_in_template_yaml_routes_every_route_to_the_function_that_serves_
             "{path} is not routed to {resource} in template.yaml"
         );
     }
+}
+
+/// The `<name>` of each `${AWS::StackName}-<name>` in a line of the template.
+fn stack_function_names(line: &str) -> Vec<String> {
+    line.split("${AWS::StackName}-").skip(1).map(|rest| rest.split([',', ' ', '\n']).next().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_stack_restart_cycles_every_function_and_may_update_each_of_them() {
+    let template = include_str!("../../template.yaml");
+    let mut declared: Vec<String> =
+        template.lines().filter(|line| line.trim_start().starts_with("FunctionName:")).flat_map(stack_function_names).collect();
+    declared.sort();
+    let cycled_line = template.lines().find(|line| line.contains("TRIBUTARY_FUNCTIONS:")).expect("TRIBUTARY_FUNCTIONS in template.yaml");
+    let mut cycled = stack_function_names(cycled_line);
+    cycled.sort();
+    assert_eq!(cycled, declared, "TRIBUTARY_FUNCTIONS must list every function of the stack");
+    let mut allowed: Vec<String> = template
+        .lines()
+        .filter(|line| line.contains(":function:${AWS::StackName}-"))
+        .flat_map(|line| line.rsplit_once(":function:").map(|(_, name)| stack_function_names(name)).unwrap_or_default())
+        .collect();
+    allowed.sort();
+    assert_eq!(allowed, declared, "the admin function's policy must let it update every function it cycles");
+}
+
+#[test]
+fn the_chat_stream_function_answers_through_a_streaming_function_url() {
+    let template = include_str!("../../template.yaml");
+    let block = resource_block(template, "ChatStreamFunction");
+    assert!(block.contains("Binary: tributary-chat-stream"), "{block}");
+    assert!(block.contains("InvokeMode: RESPONSE_STREAM"), "{block}");
+    assert!(!block.contains("Type: HttpApi"), "an HTTP API integration cannot take a streamed response");
+    assert!(template.contains("!GetAtt ChatStreamFunctionUrl.FunctionUrl"), "the stack gives the stream's URL");
 }

@@ -17,8 +17,15 @@ use serde_json::Value;
 use crate::PATIENCE;
 
 /// The functions of this workspace.
-pub const FUNCTIONS: [&str; 6] =
-    ["tributary-activity", "tributary-admin", "tributary-chat", "tributary-ingest", "tributary-ws", "tributary-stats"];
+pub const FUNCTIONS: [&str; 7] = [
+    "tributary-activity",
+    "tributary-admin",
+    "tributary-chat",
+    "tributary-chat-stream",
+    "tributary-ingest",
+    "tributary-ws",
+    "tributary-stats",
+];
 
 /// `cargo lambda watch` and the functions behind it.
 pub struct TestFunctions {
@@ -28,13 +35,16 @@ pub struct TestFunctions {
     logs: Arc<Mutex<Vec<String>>>,
 }
 
-/// Which function serves an HTTP path (as the HTTP API in `template.yaml` routes it).
+/// Which function serves an HTTP path (as `template.yaml` routes it: the streamed answer through the
+/// chat stream function's URL, every other path through the HTTP API).
 pub fn function_for(path: &str) -> &'static str {
     const INGEST: [&str; 4] = ["/api/v1/files", "/api/v1/ingest", "/api/v1/lineage/", "/api/v1/search"];
     if path.starts_with("/api/v1/activity") || path.starts_with("/api/v1/metrics") {
         "tributary-activity"
     } else if INGEST.iter().any(|prefix| path.starts_with(prefix)) {
         "tributary-ingest"
+    } else if path == "/api/chat/deep/stream" {
+        "tributary-chat-stream"
     } else if path.starts_with("/api/chat/") {
         "tributary-chat"
     } else {
@@ -112,7 +122,7 @@ impl TestFunctions {
     async fn wait_until_serving(&self) {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
         let deadline = Instant::now() + PATIENCE * 6;
-        for function in ["tributary-activity", "tributary-admin", "tributary-chat", "tributary-ingest"] {
+        for function in ["tributary-activity", "tributary-admin", "tributary-chat", "tributary-chat-stream", "tributary-ingest"] {
             let url = format!("http://127.0.0.1:{}/lambda-url/{function}/openapi.json", self.port);
             loop {
                 match client.get(&url).send().await {
@@ -128,7 +138,12 @@ impl TestFunctions {
 
     /// The URL of an HTTP path, on the function that serves it.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/lambda-url/{}{path}", self.port, function_for(path))
+        self.url_on(function_for(path), path)
+    }
+
+    /// The URL of an HTTP path on a given function (its function URL, in AWS terms).
+    pub fn url_on(&self, function: &str, path: &str) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{function}{path}", self.port)
     }
 
     /// Invokes a function with `payload` through the emulated Lambda API; returns its result.

@@ -93,6 +93,10 @@ impl LlmError {
                 "the model may be loading or overloaded: try again, pick a smaller model, or raise LLM_TIMEOUT_SECONDS".to_owned(),
             ),
             LlmError::Status { status: 401 | 403, .. } => ("llm_unavailable", "check LLM_API_KEY".to_owned()),
+            LlmError::Status { status: 404, .. } => (
+                "llm_unavailable",
+                "the provider has no chat API at this address: check LLM_BASE_URL (OpenAI-compatible APIs usually end in /v1)".to_owned(),
+            ),
             LlmError::Status { .. } => {
                 ("llm_unavailable", "the provider is failing or rate-limiting: try again later, or set LLM_FALLBACK_MODELS".to_owned())
             }

@@ -97,7 +97,9 @@ impl Remote {
             let retry_after = retry_after(&response);
             let detail = error_detail(response).await;
             let retryable = status.as_u16() == 429 || status.is_server_error();
-            if status.as_u16() == 404 || mentions_unknown_model(&detail) {
+            // A 404 alone may be a wrong base URL (a missing `/v1`), not a missing model: only the
+            // provider's words say which.
+            if mentions_unknown_model(&detail) {
                 return Err(LlmError::UnknownModel { address: self.address(), model: model.to_owned() });
             }
             if !retryable || attempt >= self.retries {
@@ -408,6 +410,28 @@ mod tests {
         assert_eq!(body.component.as_deref(), Some("llm"));
         assert_eq!(body.hint.as_deref(), Some("check LLM_API_KEY"));
         assert!(!serde_json::to_string(&body).unwrap().contains("sk-wrong"));
+    }
+
+    #[tokio::test]
+    async fn a_base_url_without_the_api_path_is_told_apart_from_an_unknown_model() {
+        let server = stand_in("/v1/chat/completions", Arc::new(|_, _, _| ok(streamed(openai_lines(&["hi"]), false)))).await;
+        let error =
+            remote(Wire::OpenAi, &server.base, None, 5000, 2).generate("gpt-4o-mini", &question(), Task::Title("")).await.err().unwrap();
+        assert!(matches!(error, LlmError::Status { status: 404, .. }), "{error:?}");
+        assert_eq!(server.calls.load(Ordering::SeqCst), 0, "the stand-in only serves /v1/chat/completions");
+        let body = error.into_api_error().body();
+        assert_eq!(body.error, "llm_unavailable");
+        assert!(body.hint.unwrap().contains("LLM_BASE_URL"));
+
+        // OpenAI's own words for a model it lacks.
+        let missing: Script = Arc::new(|_, _, _| {
+            let error = json!({"error": {"message": "The model `gpt-9` does not exist", "code": "model_not_found"}});
+            (StatusCode::NOT_FOUND, axum::Json(error)).into_response()
+        });
+        let server = stand_in("/v1/chat/completions", missing).await;
+        let base = format!("{}/v1", server.base);
+        let error = remote(Wire::OpenAi, &base, None, 5000, 2).generate("gpt-9", &question(), Task::Title("")).await.err().unwrap();
+        assert!(matches!(&error, LlmError::UnknownModel { model, .. } if model == "gpt-9"), "{error:?}");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The cloud host: what every Lambda function needs, so that each function's `main` is one call.
 //!
-//! * HTTP functions serve core routers through `lambda_http` ([`run_http_function`]);
+//! * HTTP functions serve core routers through `lambda_http`, buffered behind the HTTP API
+//!   ([`run_http_function`]) or streamed behind a function URL ([`run_streaming_http_function`]);
 //! * `tributary-ws` handles API Gateway's WebSocket events ([`run_websocket_function`]);
 //! * `tributary-stats` sends the scheduled stats ticks ([`run_stats_function`]).
 //!
@@ -105,13 +106,23 @@ async fn source_ip(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Runs an HTTP function serving `routes`. Its `/openapi.json` and `/docs` describe the whole HTTP
-/// API, whichever function answers them.
+/// Runs an HTTP function serving `routes` behind the HTTP API, each response buffered. Its
+/// `/openapi.json` and `/docs` describe the whole HTTP API, whichever function answers them.
 pub async fn run_http_function(routes: OpenApiRouter<AppState>) -> Result<(), lambda_http::Error> {
+    lambda_http::run(http_function_app(routes).await?).await
+}
+
+/// Runs an HTTP function serving `routes` through Lambda response streaming, behind a function URL
+/// in `RESPONSE_STREAM` mode: a body reaches the client as it is written, which is what makes
+/// `POST /api/chat/deep/stream` stream on AWS (an HTTP API buffers every response).
+pub async fn run_streaming_http_function(routes: OpenApiRouter<AppState>) -> Result<(), lambda_http::Error> {
+    lambda_http::run_with_streaming_response(http_function_app(routes).await?).await
+}
+
+async fn http_function_app(routes: OpenApiRouter<AppState>) -> anyhow::Result<axum::Router> {
     let host = CloudHost::from_env().await?;
     let documented = http::openapi_document(http::all_routes());
-    let app = http::into_app_documenting(routes, documented, host.state).layer(from_fn(source_ip));
-    lambda_http::run(app).await
+    Ok(http::into_app_documenting(routes, documented, host.state).layer(from_fn(source_ip)))
 }
 
 /// Runs `tributary-ws`.

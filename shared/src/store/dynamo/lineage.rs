@@ -251,32 +251,6 @@ impl DynamoStore {
         })
     }
 
-    /// Every item of a partition (whose sort key starts with `prefix`), page by page, consistently.
-    pub(super) async fn query_all(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
-        let query = self.client.query().table_name(&self.table).consistent_read(true).expression_attribute_values(":pk", s(pk));
-        let query = match prefix {
-            Some(prefix) => {
-                query.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)").expression_attribute_values(":prefix", s(prefix))
-            }
-            None => query.key_condition_expression("pk = :pk"),
-        };
-        query_pages(query, None).await
-    }
-
-    /// The newest `limit` items of a partition whose sort key starts with `prefix`.
-    pub(super) async fn newest_with_prefix(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .scan_index_forward(false);
-        query_pages(query, Some(limit)).await
-    }
-
     /// The items with these keys that exist (strongly consistent), 100 keys per request, retrying
     /// the keys DynamoDB leaves unprocessed.
     async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {

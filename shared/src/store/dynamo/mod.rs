@@ -430,15 +430,33 @@ impl DynamoStore {
 
     /// Every activity counter shard (one strongly consistent query).
     async fn counter_shards(&self) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        self.query_all(COUNTERS_PK, Some(ACTIVITY_COUNTERS_PREFIX)).await
+    }
+
+    /// Every item of a partition (whose sort key starts with `prefix`), page by page, consistently.
+    async fn query_all(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let query = self.client.query().table_name(&self.table).consistent_read(true).expression_attribute_values(":pk", s(pk));
+        let query = match prefix {
+            Some(prefix) => {
+                query.key_condition_expression("pk = :pk AND begins_with(sk, :prefix)").expression_attribute_values(":prefix", s(prefix))
+            }
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        query_pages(query, None).await
+    }
+
+    /// The newest `limit` items of a partition whose sort key starts with `prefix`.
+    async fn newest_with_prefix(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(COUNTERS_PK))
-            .expression_attribute_values(":prefix", s(ACTIVITY_COUNTERS_PREFIX));
-        query_pages(query, None).await
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .scan_index_forward(false);
+        query_pages(query, Some(limit)).await
     }
 
     /// Queries one partition (of the table or the index) newest first until `limit` items are read.
