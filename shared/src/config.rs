@@ -169,6 +169,11 @@ pub struct ChatSettings {
     #[arg(long, env = "LLM_API_KEY", hide_env_values = true, value_parser = parse_secret)]
     pub llm_api_key: Option<SecretString>,
 
+    /// Secrets Manager secret holding the provider's key (the stack sets it, so the key never sits in
+    /// plain text in the functions' configuration). Read once at start-up; it wins over `LLM_API_KEY`.
+    #[arg(long, env = "LLM_API_KEY_SECRET_ARN")]
+    pub llm_api_key_secret_arn: Option<String>,
+
     /// The model every mode uses unless overridden. Default: `extractive`, `llama3.1` (Ollama) or
     /// `gpt-4o-mini` (OpenAI-compatible).
     #[arg(long, env = "LLM_MODEL")]

@@ -500,3 +500,39 @@ async fn each_piece_is_streamed_as_the_model_produces_it(kind: HostKind) {
         assert_eq!(types, [json!("start"), json!("delta"), json!("delta"), json!("done")], "{buffered}");
     }
 }
+
+#[tokio::test]
+async fn the_chat_functions_read_the_model_key_from_secrets_manager_and_never_show_it() {
+    use axum::response::IntoResponse;
+    let key = "sk-from-secrets-manager-7d1c";
+    // An OpenAI-compatible stand-in that answers only with that key.
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |headers: axum::http::HeaderMap| async move {
+            if headers.get("authorization").and_then(|value| value.to_str().ok()) != Some(&format!("Bearer {key}")) {
+                return (StatusCode::UNAUTHORIZED, "bad key").into_response();
+            }
+            let piece = json!({"choices": [{"index": 0, "delta": {"content": "Keyed answer."}}]});
+            format!("data: {piece}\n\ndata: [DONE]\n\n").into_response()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let name = format!("tributary-llm-{}", support::aws::fresh_table().trim_start_matches("test-"));
+    let secret = support::aws::create_secret(&name, key).await;
+    let options = NodeOptions::default()
+        .env("LLM_PROVIDER", "openai")
+        .env("LLM_BASE_URL", &base)
+        .env("LLM_API_KEY_SECRET_ARN", &secret)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", support::aws::dynamodb_endpoint());
+    let host = Deployment::start(HostKind::Functions, options).await;
+
+    let (status, answer) = ask(&host, "text", json!({"query": "hello"})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["response"], "Keyed answer.");
+    let streamed = reqwest::Client::new().post(host.url("/api/chat/deep/stream")).json(&json!({"query": "hello"})).send().await.unwrap();
+    assert!(streamed.text().await.unwrap().contains("Keyed answer."), "the streaming function reads the key too");
+    let Deployment::Functions(functions) = &host else { unreachable!() };
+    assert!(!functions.logs().contains(key), "the key never reaches the logs");
+}

@@ -49,7 +49,10 @@ impl CloudHost {
         let mut settings = Settings::from_env().context("reading the settings")?;
         crate::telemetry::init(settings.log_format);
         if let Some(arn) = settings.admin_token_secret_arn.clone() {
-            settings.admin_token = Some(read_secret(&arn).await?);
+            settings.admin_token = Some(read_secret(&arn, "the admin token").await?);
+        }
+        if let Some(arn) = settings.chat.llm_api_key_secret_arn.clone() {
+            settings.chat.llm_api_key = Some(read_secret(&arn, "the language model's key").await?);
         }
         let stores = Stores::open(&settings).await.context("opening the store")?;
         // Lambda's only writable folder is /tmp.
@@ -79,15 +82,16 @@ impl CloudHost {
     }
 }
 
-async fn read_secret(arn: &str) -> anyhow::Result<SecretString> {
+/// Reads the string value of a Secrets Manager secret; `what` names it in errors.
+async fn read_secret(arn: &str, what: &str) -> anyhow::Result<SecretString> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let secret = aws_sdk_secretsmanager::Client::new(&config)
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
-        .with_context(|| format!("reading the admin token secret {arn}"))?;
-    let value = secret.secret_string().context("the admin token secret has no string value")?;
+        .with_context(|| format!("reading the secret holding {what} ({arn})"))?;
+    let value = secret.secret_string().with_context(|| format!("the secret holding {what} has no string value"))?;
     Ok(SecretString::from(value.to_owned()))
 }
 
