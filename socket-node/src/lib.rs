@@ -47,6 +47,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     telemetry::init(cli.settings.log_format);
+    raise_file_limit(cli.settings.websocket_max_connections);
     let lifecycle = Arc::new(Lifecycle::new());
     lifecycle.watch_signals().context("installing the signal handlers")?;
     let generation = lifecycle::generation();
@@ -68,12 +69,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let app = http::into_app(routes(), state.clone()).layer(Extension(node.clone()));
     let ticker = tokio::spawn(ticker::run(state.clone(), hub.clone(), cli.ticker_config(), lifecycle.stopping()));
 
-    let listener = listener.tap_io(|stream| {
+    let listener = listener::Gated::new(listener, lifecycle.accepting()).tap_io(|stream| {
         // Small frames (stats, pings) must leave at once.
         let _ = stream.set_nodelay(true);
     });
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(lifecycle.clone().stop_accepting_signal());
+        .with_graceful_shutdown(lifecycle.clone().drain_signal());
     let server = tokio::spawn(async move { server.await });
     tracing::info!(
         address = %local_addr,
@@ -88,5 +89,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match reason {
         lifecycle::StopReason::Restart => lifecycle::restart(&lifecycle, cli.restart_mode, handover, generation),
         lifecycle::StopReason::Signal => Ok(()),
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: every WebSocket is a descriptor, and the
+/// usual soft limit (1,024) is far below `WEBSOCKET_MAX_CONNECTIONS` (10,000). Warns if even the hard
+/// limit cannot hold the connections the node admits (plus room for the store and HTTP clients).
+fn raise_file_limit(max_connections: u32) {
+    let wanted = u64::from(max_connections) + 1024;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            max_connections,
+            "the open-file limit is below WEBSOCKET_MAX_CONNECTIONS: raise it (ulimit -n, or LimitNOFILE for systemd) or lower the cap"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
     }
 }

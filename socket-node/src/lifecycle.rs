@@ -2,7 +2,8 @@
 //!
 //! Both follow the same steps, in the order the brief sets: tell the clients (`restarting`), stop
 //! accepting, close every WebSocket (1012 for a restart, 1001 for a shutdown), drain in-flight HTTP
-//! requests, stop the ticker, flush pending activity. Then a restart comes back: by re-executing the
+//! requests (the server winds down [`ACCEPT_GRACE`] after the accepting stopped), stop the ticker,
+//! flush pending activity. Then a restart comes back: by re-executing the
 //! binary in place with the listening socket handed over (`exec`), or by exiting 0 for a supervisor
 //! (`exit`). SIGTERM and SIGINT shut down the same way and exit 0.
 
@@ -36,6 +37,11 @@ const ACTIVITY_FLUSH_GRACE: Duration = Duration::from_secs(1);
 
 /// How long all WebSocket clients together get to answer our close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long connections accepted just before the node stopped accepting get to send their request
+/// before the server winds down: the server closes a connection it has not read a request from, so
+/// without this grace a request racing the stop would meet a reset.
+const ACCEPT_GRACE: Duration = Duration::from_millis(250);
 
 /// Why the node stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,11 +131,17 @@ impl Lifecycle {
         self.stopping.subscribe()
     }
 
-    /// Resolves when the server must stop accepting connections.
-    pub fn stop_accepting_signal(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+    /// True while the node accepts connections (the listener's gate).
+    pub fn accepting(&self) -> watch::Receiver<bool> {
+        self.accepting.subscribe()
+    }
+
+    /// Resolves when the HTTP server must finish: [`ACCEPT_GRACE`] after it stopped accepting.
+    pub fn drain_signal(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
         let mut accepting = self.accepting.subscribe();
         async move {
             let _ = accepting.wait_for(|accepting| !*accepting).await;
+            tokio::time::sleep(ACCEPT_GRACE).await;
         }
     }
 }

@@ -3,13 +3,16 @@
 //! On an `exec` restart the old process leaves its listening socket open across `execve` and names
 //! it in `TRIBUTARY_LISTEN_FD`. Connections that arrive meanwhile wait in the kernel's backlog and
 //! are served by the new generation: clients see a short delay, never a refused connection.
+//! [`Gated`] stops the accepting at the start of a shutdown, before the server winds down.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{Context, bail};
+use axum::serve::Listener;
 use nix::sys::socket::{getsockopt, sockopt};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// The environment variable naming an inherited listening socket.
 pub const LISTEN_FD_ENV: &str = "TRIBUTARY_LISTEN_FD";
@@ -47,4 +50,39 @@ fn adopt(value: &str) -> anyhow::Result<TcpListener> {
     nix::fcntl::fcntl(&std_listener, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
     tracing::info!(fd, "adopted the listening socket from the previous generation");
     Ok(TcpListener::from_std(std_listener)?)
+}
+
+/// A listener that stops accepting when `accepting` turns false, while the server goes on serving
+/// the connections it has: later ones wait in the kernel's backlog, for the next generation.
+pub struct Gated<L> {
+    inner: L,
+    accepting: watch::Receiver<bool>,
+}
+
+impl<L> Gated<L> {
+    pub fn new(inner: L, accepting: watch::Receiver<bool>) -> Self {
+        Gated { inner, accepting }
+    }
+}
+
+impl<L: Listener> Listener for Gated<L> {
+    type Io = L::Io;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        tokio::select! {
+            biased;
+            () = stopped(&mut self.accepting) => std::future::pending().await,
+            accepted = self.inner.accept() => accepted,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Resolves once `accepting` is false (or its sender is gone).
+async fn stopped(accepting: &mut watch::Receiver<bool>) {
+    let _ = accepting.wait_for(|accepting| !*accepting).await;
 }

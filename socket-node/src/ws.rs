@@ -131,8 +131,9 @@ fn accept(
     upgrade
         .max_message_size(config.max_message_bytes)
         .max_frame_size(config.max_message_bytes)
-        // Small buffers: an idle connection should cost a few KiB, not the 128 KiB defaults.
-        .read_buffer_size(4 * 1024)
+        // Small buffers: an idle connection should cost a few KiB, not the 128 KiB defaults. Clients
+        // send short JSON; a longer message grows the buffer while it is read.
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_write_buffer_size(config.max_message_bytes.max(1024 * 1024))
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))

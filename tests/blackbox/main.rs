@@ -31,6 +31,7 @@ mod activity;
 mod chat;
 mod cloud;
 mod docs;
+mod faults;
 mod http_contract;
 mod lineage;
 mod restart;

@@ -65,10 +65,14 @@ impl Dashboard {
         }
     }
 
-    /// The next message of `kind`, skipping others.
+    /// The next message of `kind`, skipping others (for at most three times the patience, so a
+    /// message that never comes fails the test instead of hanging it between stats updates).
     pub async fn next_of_type(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE * 3;
         loop {
-            let message = self.next_json().await;
+            let message = tokio::time::timeout_at(deadline, self.next_json())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} message within {:?}", PATIENCE * 3));
             if message["type"] == kind {
                 return message;
             }

@@ -6,6 +6,7 @@
 //! is never edited once released, only followed by a new one.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -15,6 +16,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::merge::{GraphDelta, fold_edges, fold_nodes, merge_node, stored_record, validate};
@@ -26,6 +28,9 @@ use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::chat::Turn;
 use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
+
+/// Pooled connections: readers run beside the one writer (WAL).
+const POOL_SIZE: usize = 8;
 
 /// How long a write waits for another writer (this process or another) before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -208,6 +213,10 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
+    /// One permit per pooled connection, taken before a call goes to a blocking thread: a burst of
+    /// calls (10,000 dashboards connecting at once) waits here, as futures, instead of as up to a
+    /// few hundred blocking threads parked on the pool, each with its stack and allocator cache.
+    permits: Arc<Semaphore>,
     path: PathBuf,
 }
 
@@ -233,12 +242,12 @@ impl SqliteStore {
             connection.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768;")
         });
         let pool = Pool::builder()
-            .max_size(8)
+            .max_size(POOL_SIZE as u32)
             .min_idle(Some(2))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .map_err(|error| StoreError::Unavailable(anyhow!(error).context(format!("opening {}", path.display()))))?;
-        let store = SqliteStore { pool, path };
+        let store = SqliteStore { pool, permits: Arc::new(Semaphore::new(POOL_SIZE)), path };
         let mut connection = store.connection()?;
         migrate(&mut connection).map_err(|error| classify(error).context_for(&store.path))?;
         Ok(store)
@@ -259,6 +268,9 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.clone();
+        // Held here rather than in the closure, so the next call starts once this one's thread is
+        // free again (a cancelled call gives its permit back early; its thread finishes alone).
+        let _permit = self.permits.acquire().await.expect("the store's semaphore is never closed");
         tokio::task::spawn_blocking(move || {
             let mut connection = store.connection()?;
             work(&mut connection)
