@@ -9,10 +9,12 @@
 //!   the same clients (`POST /admin/broadcast`);
 //! * `ingest`: ingestion throughput and a 100 KB T-SQL file on the embedded store, beside `sqlparser`
 //!   and `sqlglot` parsing the same SQL (see [`ingest`]);
+//! * `fanout` and `idle`: WebSocket fan-out to 1,000 and 10,000 clients and memory per idle
+//!   connection, beside FastAPI + uvicorn and Node.js `ws` (see [`fanout`]);
 //! * `all`: everything, as a Markdown report for `docs/benchmarks.md`.
 //!
-//! Build first: `cargo build --release --bins`. `cargo-lambda` must be on `PATH` (`scripts/test`
-//! installs it into `.tools/venv/bin`).
+//! `scripts/bench` installs what it needs (`cargo-lambda` on `PATH`, the reference servers), builds
+//! the release binaries and runs it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod chat;
+mod fanout;
 mod ingest;
 
 use anyhow::{Context, bail, ensure};
@@ -64,8 +67,34 @@ enum Task {
         #[arg(long, default_value_t = 50)]
         rounds: usize,
     },
+    /// WebSocket fan-out to N clients, one broadcast a second, beside FastAPI and Node.js `ws`.
+    Fanout {
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        clients: Vec<usize>,
+        #[arg(long, default_value_t = 20)]
+        broadcasts: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Resident memory per idle WebSocket connection, beside FastAPI and Node.js `ws`.
+    Idle {
+        #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
+        connections: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Everything, as Markdown.
     All,
+    /// Internal: hold N WebSocket clients and report the spread of each broadcast's arrivals.
+    #[command(hide = true)]
+    Arrivals {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        path: String,
+        #[arg(long)]
+        count: usize,
+    },
     /// Internal: hold N WebSocket clients and time message arrivals (driven over stdin/stdout).
     Clients {
         #[arg(long)]
@@ -93,6 +122,18 @@ async fn main() -> anyhow::Result<()> {
         Task::Tick { connections, rounds } => print_ticks(&connections, rounds).await?,
         Task::Ingest { runs } => ingest::print_ingestion(runs).await?,
         Task::Chat { rounds } => chat::print_chat(rounds).await?,
+        Task::Fanout { clients, broadcasts, runs } => {
+            fanout::raise_file_limit()?;
+            fanout::print_fanout(&clients, broadcasts, runs).await?;
+        }
+        Task::Idle { connections, runs } => {
+            let file_limit = fanout::raise_file_limit()?;
+            fanout::print_idle(&connections, runs, file_limit).await?;
+        }
+        Task::Arrivals { port, path, count } => {
+            fanout::raise_file_limit()?;
+            fanout::run_arrivals(port, &path, count).await?;
+        }
         Task::All => {
             println!("## Machine\n\n{}\n", machine());
             print_sizes()?;
@@ -100,6 +141,9 @@ async fn main() -> anyhow::Result<()> {
             print_ticks(&[1000, 10_000], 5).await?;
             ingest::print_ingestion(9).await?;
             chat::print_chat(50).await?;
+            let file_limit = fanout::raise_file_limit()?;
+            fanout::print_fanout(&[1000, 10_000], 20, 3).await?;
+            fanout::print_idle(&[10_000, 50_000], 3, file_limit).await?;
         }
         Task::Clients { url, count } => run_clients(&url, count).await?,
     }

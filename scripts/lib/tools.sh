@@ -47,3 +47,20 @@ start_moto() {
     MOTO_PID=$!
     wait_for_http "$MOTO_PORT"
 }
+
+# Installs the benchmarks' reference servers, idempotently: FastAPI and uvicorn into
+# .tools/bench-venv (bench/references/requirements.txt), Node.js `ws` into bench/references/node_modules.
+ensure_bench_references() {
+    local venv="$TOOLS_DIR/bench-venv" stamp="$TOOLS_DIR/bench-venv/.requirements"
+    if ! [[ -x "$venv/bin/python" ]] || ! cmp -s bench/references/requirements.txt "$stamp"; then
+        echo "Installing the Python reference server into $venv (once)..." >&2
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/references/requirements.txt
+        cp bench/references/requirements.txt "$stamp"
+    fi
+    if ! cmp -s bench/references/package-lock.json bench/references/node_modules/.installed-lock.json; then
+        echo "Installing the Node.js reference server's packages (once)..." >&2
+        npm ci --prefix bench/references --no-audit --no-fund --silent
+        cp bench/references/package-lock.json bench/references/node_modules/.installed-lock.json
+    fi
+}
