@@ -13,6 +13,8 @@ on_every_host!(
     every_error_has_the_contract_shape,
     a_sane_client_request_id_is_kept_and_an_insane_one_replaced,
     cors_follows_allowed_origins,
+    urls_and_headers_over_the_limits_are_refused_in_the_contract_shape,
+    a_preflight_from_an_unknown_origin_is_not_allowed,
 );
 
 fn assert_error_shape(body: &Value, code: &str) {
@@ -288,4 +290,41 @@ async fn cors_follows_allowed_origins(kind: HostKind) {
     let plain = client.request(reqwest::Method::OPTIONS, node.url("/admin/restart")).send().await.unwrap();
     assert_eq!(plain.status(), StatusCode::NO_CONTENT);
     assert_eq!(plain.headers()["allow"], "POST, OPTIONS");
+}
+
+async fn urls_and_headers_over_the_limits_are_refused_in_the_contract_shape(kind: HostKind) {
+    let node = Deployment::start(kind, NodeOptions::default()).await;
+    let client = reqwest::Client::new();
+    let response = client.get(node.url(&format!("/api/v1/activity/recent?type={}", "a".repeat(9 * 1024)))).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
+    assert_error_shape(&response.json().await.unwrap(), "uri_too_long");
+
+    let response = client.get(node.url("/api/v1/stats")).header("x-padding", "p".repeat(40 * 1024)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_error_shape(&response.json().await.unwrap(), "headers_too_large");
+
+    let mut many = reqwest::header::HeaderMap::new();
+    for index in 0..120 {
+        many.insert(reqwest::header::HeaderName::try_from(format!("x-extra-{index}")).unwrap(), "1".parse().unwrap());
+    }
+    let response = client.get(node.url("/api/v1/stats")).headers(many).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    // Within the limits, the same route answers.
+    let response = client.get(node.url("/api/v1/stats")).header("x-padding", "p".repeat(8 * 1024)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn a_preflight_from_an_unknown_origin_is_not_allowed(kind: HostKind) {
+    let node = Deployment::start(kind, NodeOptions::default().env("ALLOWED_ORIGINS", "https://dash.example.com")).await;
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, node.url("/admin/restart"))
+        .header("origin", "https://evil.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    // Without an allowed origin in the answer, the browser never sends the request itself.
+    assert!(!preflight.headers().contains_key("access-control-allow-origin"), "{:?}", preflight.headers());
 }

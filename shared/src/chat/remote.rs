@@ -95,7 +95,7 @@ impl Remote {
                 return Ok(response);
             }
             let retry_after = retry_after(&response);
-            let detail = error_detail(response).await;
+            let detail = self.redacted(error_detail(response).await);
             let retryable = status.as_u16() == 429 || status.is_server_error();
             // A 404 alone may be a wrong base URL (a missing `/v1`), not a missing model: only the
             // provider's words say which.
@@ -246,6 +246,19 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 }
 
 /// What an error response says, bounded.
+impl Remote {
+    /// `text` without the API key, which a careless provider may echo in an error ("invalid key
+    /// sk-...") and which must reach neither our logs nor our answers.
+    fn redacted(&self, text: String) -> String {
+        match &self.api_key {
+            Some(key) if !key.expose_secret().is_empty() && text.contains(key.expose_secret()) => {
+                text.replace(key.expose_secret(), "[redacted]")
+            }
+            _ => text,
+        }
+    }
+}
+
 async fn error_detail(response: reqwest::Response) -> String {
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<Value>(&text)
@@ -386,8 +399,11 @@ mod tests {
     #[tokio::test]
     async fn openai_compatible_answers_stream_with_the_key_and_stop_at_done() {
         let script: Script = Arc::new(|_, _, headers: HeaderMap| {
-            if headers.get("authorization").and_then(|value| value.to_str().ok()) != Some("Bearer sk-test") {
-                return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"message": "bad key"}}))).into_response();
+            let sent = headers.get("authorization").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+            if sent != "Bearer sk-test" {
+                // As careless providers do: the key, echoed in the error.
+                let message = format!("Incorrect API key provided: {}", sent.trim_start_matches("Bearer "));
+                return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"message": message}}))).into_response();
             }
             ok(streamed(openai_lines(&["It is ", "fed by ", "raw.orders."]), false))
         });
@@ -409,7 +425,9 @@ mod tests {
         let body = error.into_api_error().body();
         assert_eq!(body.component.as_deref(), Some("llm"));
         assert_eq!(body.hint.as_deref(), Some("check LLM_API_KEY"));
-        assert!(!serde_json::to_string(&body).unwrap().contains("sk-wrong"));
+        let answered = serde_json::to_string(&body).unwrap();
+        assert!(answered.contains("Incorrect API key provided: [redacted]"), "{answered}");
+        assert!(!answered.contains("sk-wrong"), "{answered}");
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //! 3. [`after_response`]: runs work a route deferred until its answer is sent (restart);
 //! 4. [`record_activity`]: every request becomes an activity event;
 //! 5. [`error_envelope`]: every error leaves in the contract's shape;
-//! 6. panic catching (500, component `http`), CORS, the request timeout (503) and the body limit (413).
+//! 6. panic catching (500, component `http`), CORS, the request timeout (503), the URL and header
+//!    limits (414, 431) and the body limit (413).
 
 use std::any::Any;
 use std::pin::Pin;
@@ -48,6 +49,7 @@ pub fn apply(router: Router<AppState>, state: &AppState) -> Router<AppState> {
             },
             limit_body,
         ))
+        .layer(from_fn(limit_request_head))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout()))
         .layer(from_fn_with_state(cors(state), cors_for_browsers))
         .layer(from_fn(preflight_no_content))
@@ -133,6 +135,42 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
         .unwrap_or_else(|| "unknown panic".to_owned());
     ApiError::internal("http", anyhow::anyhow!("handler panicked: {message}")).into_response()
+}
+
+/// The longest request target (path and query) a route reads: no route needs more, and API Gateway
+/// refuses longer ones too.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Request headers accepted, in number and in bytes (names and values); browsers send about 20
+/// headers and 1-2 KiB. hyper refuses a head over about 400 KiB before it reaches the routes.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses a request target over [`MAX_URI_BYTES`] (414) and headers over [`MAX_HEADERS`] or
+/// [`MAX_HEADER_BYTES`] (431), in the contract's shape, before any route work.
+async fn limit_request_head(request: Request, next: Next) -> Response {
+    let target = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {target} bytes; at most {MAX_URI_BYTES} are accepted"),
+        )
+        .into_response();
+    }
+    let headers = request.headers();
+    let bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request has {} headers of {bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes are accepted",
+                headers.len()
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Paths whose bodies may reach `INGEST_MAX_REQUEST_BYTES` (uploads of SQL files); every other
