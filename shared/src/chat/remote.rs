@@ -245,7 +245,6 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     value.trim().parse::<f64>().ok().filter(|seconds| seconds.is_finite() && *seconds >= 0.0).map(Duration::from_secs_f64)
 }
 
-/// What an error response says, bounded.
 impl Remote {
     /// `text` without the API key, which a careless provider may echo in an error ("invalid key
     /// sk-...") and which must reach neither our logs nor our answers.
@@ -259,6 +258,7 @@ impl Remote {
     }
 }
 
+/// What an error response says, bounded.
 async fn error_detail(response: reqwest::Response) -> String {
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<Value>(&text)

@@ -140,9 +140,10 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 /// The longest request target (path and query) a route reads: no route needs more, and API Gateway
 /// refuses longer ones too.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
-/// Request headers accepted, in number and in bytes (names and values); browsers send about 20
-/// headers and 1-2 KiB. hyper refuses a head over about 400 KiB before it reaches the routes.
+/// Request headers accepted in number; browsers send about 20.
 pub const MAX_HEADERS: usize = 100;
+/// Request header bytes accepted (names and values); browsers send 1-2 KiB. hyper itself refuses
+/// a head over about 400 KiB before it reaches the routes.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Refuses a request target over [`MAX_URI_BYTES`] (414) and headers over [`MAX_HEADERS`] or
