@@ -24,7 +24,9 @@ use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
 use tokio::process::{ChildStdin, ChildStdout, Command};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{Process, binary, free_port, median, quiet, start_node};
@@ -310,37 +312,11 @@ pub async fn print_idle(counts: &[usize], runs: usize, file_limit: u64) -> anyho
     Ok(())
 }
 
-/// The clients process: connects `count` clients to `127.0.0.1:port` + `path`, from source
-/// addresses 127.N.0.1, 127.N.1.1, ... (20,000 each), prints `{"connected": n}`, then for each broadcast
+/// The clients process: connects `count` clients to `127.0.0.1:port` + `path`, prints `{"connected": n}`, then for each broadcast
 /// number read on stdin waits until every client has it and prints the spread of their arrivals.
 pub async fn run_arrivals(port: u16, path: &str, count: usize) -> anyhow::Result<()> {
     let seen: Arc<Mutex<HashMap<u64, Vec<Instant>>>> = Arc::default();
-    let url = format!("ws://127.0.0.1:{port}{path}");
-    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    // Source addresses of this process's own (127.N.x.1): the ports of an earlier run's clients stay
-    // in TIME_WAIT for a minute, and a bound socket cannot share a port with them.
-    let network = 1 + (std::process::id() % 250) as u8;
-    let connected = futures::stream::iter(0..count)
-        .map(|index| {
-            let url = url.clone();
-            async move {
-                let source = Ipv4Addr::new(127, network, (index / 20_000) as u8, 1);
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.set_reuseaddr(true)?;
-                socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
-                let stream = socket.connect(server).await?;
-                stream.set_nodelay(true)?;
-                let (socket, _) = tokio_tungstenite::client_async(url, stream).await?;
-                anyhow::Ok(socket)
-            }
-        })
-        .buffer_unordered(256)
-        .collect::<Vec<_>>()
-        .await;
-    let mut sockets = Vec::with_capacity(count);
-    for socket in connected {
-        sockets.push(socket?);
-    }
+    let sockets = connect_clients(port, path, count).await?;
     for socket in sockets {
         let seen = seen.clone();
         tokio::spawn(async move {
@@ -382,6 +358,34 @@ pub async fn run_arrivals(port: u16, path: &str, count: usize) -> anyhow::Result
         println!("{}", json!({ "seq": seq, "p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": at(1.0) }));
     }
     Ok(())
+}
+
+/// Connects `count` WebSocket clients to `127.0.0.1:port` + `path`, 256 handshakes at a time, from
+/// source addresses 127.N.0.1, 127.N.1.1, ... (20,000 each).
+pub async fn connect_clients(port: u16, path: &str, count: usize) -> anyhow::Result<Vec<WebSocketStream<TcpStream>>> {
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    // Source addresses of this process's own (127.N.x.1): the ports of an earlier run's clients stay
+    // in TIME_WAIT for a minute, and a bound socket cannot share a port with them.
+    let network = 1 + (std::process::id() % 250) as u8;
+    let connected = futures::stream::iter(0..count)
+        .map(|index| {
+            let url = url.clone();
+            async move {
+                let source = Ipv4Addr::new(127, network, (index / 20_000) as u8, 1);
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.set_reuseaddr(true)?;
+                socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+                let stream = socket.connect(server).await?;
+                stream.set_nodelay(true)?;
+                let (socket, _) = tokio_tungstenite::client_async(url, stream).await?;
+                anyhow::Ok(socket)
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await;
+    connected.into_iter().collect()
 }
 
 /// The broadcast number in a message, found without parsing the whole document.

@@ -98,7 +98,9 @@ enum Task {
     /// Internal: hold N WebSocket clients and time message arrivals (driven over stdin/stdout).
     Clients {
         #[arg(long)]
-        url: String,
+        port: u16,
+        #[arg(long)]
+        path: String,
         #[arg(long)]
         count: usize,
     },
@@ -145,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
             fanout::print_fanout(&[1000, 10_000], 20, 3).await?;
             fanout::print_idle(&[10_000, 50_000], 3, file_limit).await?;
         }
-        Task::Clients { url, count } => run_clients(&url, count).await?,
+        Task::Clients { port, path, count } => run_clients(port, &path, count).await?,
     }
     Ok(())
 }
@@ -362,9 +364,9 @@ struct Clients {
 }
 
 impl Clients {
-    async fn start(url: &str, count: usize) -> anyhow::Result<Clients> {
+    async fn start(port: u16, path: &str, count: usize) -> anyhow::Result<Clients> {
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["clients", "--url", url, "--count", &count.to_string()])
+            .args(["clients", "--port", &port.to_string(), "--path", path, "--count", &count.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -425,7 +427,7 @@ async fn measure_tick(count: usize, rounds: usize) -> anyhow::Result<(f64, f64, 
     )
     .await?;
     wait_for(&format!("http://127.0.0.1:{node_port}/health")).await?;
-    let mut clients = Clients::start(&format!("ws://127.0.0.1:{node_port}/api/v1/ws/dashboard"), count).await?;
+    let mut clients = Clients::start(node_port, "/api/v1/ws/dashboard", count).await?;
 
     let emulator_port = free_port();
     let _emulator = start_emulator(emulator_port).await?;
@@ -461,21 +463,10 @@ async fn measure_tick(count: usize, rounds: usize) -> anyhow::Result<(f64, f64, 
 }
 
 /// Holds `count` clients; for each `kind` read on stdin, reports when all have a message of it.
-async fn run_clients(url: &str, count: usize) -> anyhow::Result<()> {
+async fn run_clients(port: u16, path: &str, count: usize) -> anyhow::Result<()> {
     let received = Arc::new(AtomicUsize::new(0));
     let armed_kind = Arc::new(std::sync::Mutex::new(String::new()));
-    let connected = futures::stream::iter(0..count)
-        .map(|_| async {
-            let (socket, _) = tokio_tungstenite::connect_async(url).await?;
-            anyhow::Ok(socket)
-        })
-        .buffer_unordered(200)
-        .collect::<Vec<_>>()
-        .await;
-    let mut sockets = Vec::with_capacity(count);
-    for socket in connected {
-        sockets.push(socket?);
-    }
+    let sockets = fanout::connect_clients(port, path, count).await?;
     for socket in sockets {
         let received = received.clone();
         let armed_kind = armed_kind.clone();
