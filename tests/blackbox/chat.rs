@@ -536,3 +536,50 @@ async fn the_chat_functions_read_the_model_key_from_secrets_manager_and_never_sh
     let Deployment::Functions(functions) = &host else { unreachable!() };
     assert!(!functions.logs().contains(key), "the key never reaches the logs");
 }
+
+#[tokio::test]
+async fn secrets_reach_neither_the_logs_nor_the_answers() {
+    use axum::response::IntoResponse;
+    let (key, token) = ("sk-never-shown-41b7", "admin-never-shown-9c2e");
+    // A careless provider: it refuses the key and echoes it.
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|headers: axum::http::HeaderMap| async move {
+            let sent = headers.get("authorization").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+            let error = json!({"error": {"message": format!("Incorrect API key provided: {}", sent.trim_start_matches("Bearer "))}});
+            (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let options = NodeOptions::default()
+        .env("LLM_PROVIDER", "openai")
+        .env("LLM_BASE_URL", &base)
+        .env("LLM_API_KEY", key)
+        .env("ADMIN_TOKEN", token)
+        .env("RUST_LOG", "debug");
+    let host = Deployment::start(HostKind::NodeOnSqlite, options).await;
+    let Deployment::Node(node) = &host else { unreachable!() };
+
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    let refused = client.post(node.url("/api/chat/text")).json(&json!({"query": "hello"})).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    answers.push(refused.text().await.unwrap());
+    let stream = client.post(node.url("/api/chat/deep/stream")).json(&json!({"query": "hello"})).send().await.unwrap();
+    answers.push(stream.text().await.unwrap());
+    for attempt in ["wrong", &token[..token.len() - 1]] {
+        let response =
+            client.post(node.url("/admin/broadcast")).bearer_auth(attempt).json(&json!({"type": "x", "data": {}})).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        answers.push(response.text().await.unwrap());
+    }
+    for answer in &answers {
+        assert!(!answer.contains(key) && !answer.contains(token), "a secret in an answer: {answer}");
+    }
+    assert!(answers[0].contains("[redacted]"), "{}", answers[0]);
+    let logs = node.logs();
+    assert!(logs.contains("Incorrect API key provided"), "the provider's refusal is logged");
+    assert!(!logs.contains(key) && !logs.contains(token), "a secret in the logs");
+}

@@ -429,6 +429,8 @@ async fn report(state: &AppState, mode: Mode, started: Instant, outcome: Result<
             announce(&*state.broadcaster, MessageType::QueryComplete, complete).await;
         }
         Err(error) if error.status().is_server_error() => {
+            // What operators need to act on: the provider's words (never the question).
+            tracing::warn!(mode = mode.as_str(), code = error.code(), detail = %error.body().detail, latency_ms, "a chat query failed");
             let failure = json!({
                 "type": error.code(),
                 "severity": "error",
