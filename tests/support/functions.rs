@@ -31,7 +31,10 @@ pub const FUNCTIONS: [&str; 7] = [
 pub struct TestFunctions {
     pub port: u16,
     watcher: Child,
-    functions: Vec<Child>,
+    /// The running process of each function; a supervisor thread per function replaces one that
+    /// exits, as Lambda starts a new execution environment after a runtime crashes.
+    functions: Arc<Mutex<Vec<Child>>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -87,7 +90,7 @@ impl TestFunctions {
             .spawn()
             .expect("starting `cargo lambda watch` (scripts/test installs cargo-lambda into .tools/venv)");
         capture(&mut watcher, &logs, "watch");
-        let mut functions = TestFunctions { port, watcher, functions: Vec::new(), logs };
+        let mut functions = TestFunctions { port, watcher, functions: Arc::default(), stopping: Arc::default(), logs };
         let deadline = Instant::now() + PATIENCE * 3;
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             if let Ok(Some(status)) = functions.watcher.try_wait() {
@@ -96,22 +99,47 @@ impl TestFunctions {
             assert!(Instant::now() < deadline, "cargo lambda watch did not start:\n{}", functions.logs());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        for name in FUNCTIONS {
-            let mut function = Command::new(function_binary(name))
-                .env("RUST_LOG", "info")
-                .env("LOG_FORMAT", "json")
-                .env("AWS_LAMBDA_FUNCTION_NAME", name)
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-                .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
-                .envs(env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|error| panic!("starting {name}: {error}"));
-            capture(&mut function, &functions.logs, name);
-            functions.functions.push(function);
+        for (index, name) in FUNCTIONS.into_iter().enumerate() {
+            let spawn = {
+                let (env, logs) = (env.clone(), functions.logs.clone());
+                move || {
+                    let mut function = Command::new(function_binary(name))
+                        .env("RUST_LOG", "info")
+                        .env("LOG_FORMAT", "json")
+                        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+                        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+                        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
+                        .envs(env.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap_or_else(|error| panic!("starting {name}: {error}"));
+                    capture(&mut function, &logs, name);
+                    function
+                }
+            };
+            functions.functions.lock().unwrap().push(spawn());
+            // The emulator's runtime API sometimes drops the connection a runtime reuses after a
+            // streamed response, and lambda_runtime exits on that error: start it again.
+            let (children, stopping, logs) = (functions.functions.clone(), functions.stopping.clone(), functions.logs.clone());
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    let mut children = children.lock().unwrap();
+                    if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(Some(status)) = children[index].try_wait() {
+                        logs.lock().unwrap().push(format!("{name}: exited with {status}; starting it again"));
+                        children[index] = spawn();
+                    }
+                }
+            });
         }
         functions.wait_until_serving().await;
         functions
@@ -170,7 +198,9 @@ impl TestFunctions {
 
 impl Drop for TestFunctions {
     fn drop(&mut self) {
-        for child in self.functions.iter_mut().chain(std::iter::once(&mut self.watcher)) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut functions = self.functions.lock().unwrap();
+        for child in functions.iter_mut().chain(std::iter::once(&mut self.watcher)) {
             let _ = child.kill();
             let _ = child.wait();
         }
