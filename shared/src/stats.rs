@@ -128,15 +128,30 @@ struct StoreFigures {
 ///
 /// The store-derived part is computed by one caller at a time and reused for `cache_for`, so any
 /// number of dashboards and requests cost the store one query set per window; live figures
-/// (connections, queries in flight) are read fresh every time.
+/// (connections, queries in flight) are read fresh every time. When the store fails, the last
+/// figures it gave are served (stale-if-error) and it is asked again at most once a second; with
+/// nothing to fall back on, the failure is the answer (503).
 #[derive(Clone)]
 pub struct StatsService {
     stores: Stores,
     broadcaster: Arc<dyn Broadcaster>,
     gauges: Arc<LiveGauges>,
     timing: StatsTiming,
-    cache: Arc<tokio::sync::Mutex<Option<(Instant, StoreFigures)>>>,
+    cache: Arc<tokio::sync::Mutex<Option<CachedFigures>>>,
 }
+
+/// The last figures the store gave.
+#[derive(Debug)]
+struct CachedFigures {
+    /// When they were computed; `None` once a writer has changed the graph.
+    computed: Option<Instant>,
+    figures: StoreFigures,
+    /// The store failed since: these are served until it answers again.
+    stale: bool,
+}
+
+/// While the store fails, how often the stats ask it again.
+const STALE_RETRY: Duration = Duration::from_secs(1);
 
 impl StatsService {
     pub fn new(stores: Stores, broadcaster: Arc<dyn Broadcaster>, gauges: Arc<LiveGauges>, timing: StatsTiming) -> Self {
@@ -145,24 +160,42 @@ impl StatsService {
 
     /// Forgets the reused figures: writers of the graph call this so the next stats see their change.
     pub async fn invalidate(&self) {
-        *self.cache.lock().await = None;
+        // The figures stay as the fallback for an outage, but are no longer reused.
+        if let Some(cached) = self.cache.lock().await.as_mut() {
+            cached.computed = None;
+        }
     }
 
     async fn store_figures(&self) -> Result<StoreFigures, ApiError> {
         let mut cache = self.cache.lock().await;
-        if let Some((computed, figures)) = cache.as_ref()
-            && computed.elapsed() < self.timing.cache_for
+        if let Some(cached) = cache.as_ref()
+            && let Some(computed) = cached.computed
+            && computed.elapsed() < self.timing.cache_for.max(if cached.stale { STALE_RETRY } else { Duration::ZERO })
         {
-            return Ok(figures.clone());
+            return Ok(cached.figures.clone());
         }
         let now = crate::time::now();
         let window = chrono::Duration::from_std(self.timing.trend_window).unwrap_or(chrono::Duration::hours(24));
         let (counts, baseline) = tokio::join!(self.stores.lineage.graph_counts(), self.stores.snapshots.baseline_snapshot(now - window));
-        let figures = StoreFigures { counts: counts?, baseline: baseline? };
-        if !self.timing.cache_for.is_zero() {
-            *cache = Some((Instant::now(), figures.clone()));
+        match (counts, baseline) {
+            (Ok(counts), Ok(baseline)) => {
+                let figures = StoreFigures { counts, baseline };
+                *cache = Some(CachedFigures { computed: Some(Instant::now()), figures: figures.clone(), stale: false });
+                Ok(figures)
+            }
+            (Err(error), _) | (_, Err(error)) => match cache.as_mut() {
+                // The store is away: the last figures it gave are better than no tiles, and
+                // `/health` says the store is down. Asking again at most every STALE_RETRY keeps
+                // an outage from queueing every request behind the store's timeouts.
+                Some(cached) => {
+                    tracing::warn!(%error, "stats: the store cannot answer; serving the last figures it gave");
+                    cached.computed = Some(Instant::now());
+                    cached.stale = true;
+                    Ok(cached.figures.clone())
+                }
+                None => Err(error.into()),
+            },
         }
-        Ok(figures)
     }
 
     pub fn gauges(&self) -> &Arc<LiveGauges> {

@@ -34,5 +34,6 @@ mod docs;
 mod faults;
 mod http_contract;
 mod lineage;
+mod outage;
 mod restart;
 mod websocket;

@@ -8,7 +8,8 @@
 //! * [`Deployment`] is either, so one HTTP suite runs against every host;
 //! * [`Dashboard`] is a WebSocket client;
 //! * [`aws`] points binaries at the local DynamoDB-compatible server the test command starts;
-//! * [`LambdaStandIn`] stands in for the Lambda API (the one AWS service with no local server here).
+//! * [`LambdaStandIn`] stands in for the Lambda API (the one AWS service with no local server here);
+//! * [`Relay`] sits between a binary and a real server, and can cut it off for a while.
 
 pub mod aws;
 mod dashboard;
@@ -16,6 +17,7 @@ mod deployment;
 mod functions;
 mod lambda_api;
 mod node;
+mod outage;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ pub use deployment::{Deployment, HostKind};
 pub use functions::{TestFunctions, function_for};
 pub use lambda_api::LambdaStandIn;
 pub use node::{NodeOptions, TestNode, node_binary};
+pub use outage::Relay;
 
 /// How long a helper waits for something that should happen promptly.
 pub const PATIENCE: Duration = Duration::from_secs(10);
