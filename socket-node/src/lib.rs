@@ -7,17 +7,18 @@
 //! * [`connections_api`]: `@connections` in API Gateway's shape, so the cloud's broadcaster can reach the node's clients;
 //! * [`ticker`]: the one task that sends `stats_update` to everyone and keeps connections honest;
 //! * [`lifecycle`]: graceful shutdown and restart (re-exec in place, or exit for a supervisor);
-//! * [`listener`]: binding the port, or adopting the one a previous generation handed over.
+//! * [`listener`]: binding the port, or adopting the one a previous generation handed over;
+//! * [`server`]: the HTTP server loop, with a deadline for request heads.
 
 pub mod cli;
 pub mod connections_api;
 pub mod hub;
 pub mod lifecycle;
 pub mod listener;
+pub mod server;
 pub mod ticker;
 pub mod ws;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -73,9 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // Small frames (stats, pings) must leave at once.
         let _ = stream.set_nodelay(true);
     });
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(lifecycle.clone().drain_signal());
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server::serve(listener, app, lifecycle.clone().drain_signal()));
     tracing::info!(
         address = %local_addr,
         generation,

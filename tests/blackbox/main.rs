@@ -32,6 +32,7 @@ mod chat;
 mod cloud;
 mod docs;
 mod faults;
+mod hostile;
 mod http_contract;
 mod lineage;
 mod outage;
