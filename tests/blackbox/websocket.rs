@@ -3,8 +3,9 @@
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
+use support::raw_ws::{client_frame, close_code, raw_websocket};
 use support::{Dashboard, NodeOptions, TestNode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 fn ip(last: u8) -> IpAddr {
@@ -214,7 +215,7 @@ async fn a_reader_that_stops_reading_is_closed_without_delaying_the_others() {
     )
     .await;
     // A client that completes the handshake and then never reads again.
-    let stalled = raw_websocket(&node).await;
+    let stalled = raw_websocket(node.addr).await;
 
     let mut reader = node.dashboard("/api/v1/ws/dashboard").await;
     node.poll_json("/api/v1/stats", |stats| stats["activeConnections"] == 2).await;
@@ -267,83 +268,16 @@ async fn connections_are_logged_and_recorded_as_activity() {
     assert!(logged("dashboard disconnected"));
 }
 
-/// Opens a WebSocket by hand, to send what a well-behaved client library refuses to.
-async fn raw_websocket(node: &TestNode) -> tokio::net::TcpStream {
-    let mut stream = tokio::net::TcpStream::connect(node.addr).await.unwrap();
-    let handshake = format!(
-        "GET /api/v1/ws/dashboard HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        node.addr
-    );
-    stream.write_all(handshake.as_bytes()).await.unwrap();
-    // Read the 101 response up to its blank line.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    stream
-}
-
-/// A masked client frame.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    let mut frame = vec![0x80 | opcode];
-    match payload.len() {
-        len @ 0..=125 => frame.push(0x80 | len as u8),
-        len @ 126..=65535 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(index, byte)| byte ^ mask[index % 4]));
-    frame
-}
-
-/// Reads server frames until a close frame; returns its code.
-async fn close_code(stream: &mut tokio::net::TcpStream) -> u16 {
-    loop {
-        let mut header = [0u8; 2];
-        tokio::time::timeout(support::PATIENCE, stream.read_exact(&mut header)).await.expect("a frame in time").unwrap();
-        let opcode = header[0] & 0x0f;
-        let length = match header[1] & 0x7f {
-            126 => {
-                let mut extended = [0u8; 2];
-                stream.read_exact(&mut extended).await.unwrap();
-                u16::from_be_bytes(extended) as usize
-            }
-            127 => {
-                let mut extended = [0u8; 8];
-                stream.read_exact(&mut extended).await.unwrap();
-                u64::from_be_bytes(extended) as usize
-            }
-            short => short as usize,
-        };
-        let mut payload = vec![0u8; length];
-        stream.read_exact(&mut payload).await.unwrap();
-        if opcode == 0x8 {
-            return u16::from_be_bytes([payload[0], payload[1]]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn oversized_messages_close_with_1009_and_invalid_utf8_with_1007() {
     let node =
         TestNode::start_with(NodeOptions::default().env("WEBSOCKET_MAX_MESSAGE_BYTES", 1024).env("STATS_INTERVAL_SECONDS", 3600)).await;
 
-    let mut oversized = raw_websocket(&node).await;
+    let mut oversized = raw_websocket(node.addr).await;
     oversized.write_all(&client_frame(0x1, &[b'x'; 4096])).await.unwrap();
     assert_eq!(close_code(&mut oversized).await, 1009);
 
-    let mut invalid = raw_websocket(&node).await;
+    let mut invalid = raw_websocket(node.addr).await;
     invalid.write_all(&client_frame(0x1, &[0x7b, 0xff, 0xfe, 0x7d])).await.unwrap();
     assert_eq!(close_code(&mut invalid).await, 1007);
 
@@ -357,7 +291,7 @@ async fn oversized_messages_close_with_1009_and_invalid_utf8_with_1007() {
 async fn a_client_that_stops_answering_pings_is_closed_with_1001() {
     let node = TestNode::start_with(NodeOptions::default().env("WEBSOCKET_HEARTBEAT_SECONDS", 1).env("STATS_INTERVAL_SECONDS", 3600)).await;
     // A raw client reads frames but never answers the pings, like a peer whose network vanished.
-    let mut silent = raw_websocket(&node).await;
+    let mut silent = raw_websocket(node.addr).await;
     assert_eq!(close_code(&mut silent).await, 1001);
     let disconnects = node
         .poll_json("/api/v1/activity/recent?type=websocket_disconnect", |items| items.as_array().is_some_and(|items| !items.is_empty()))

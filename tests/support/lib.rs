@@ -9,7 +9,8 @@
 //! * [`Dashboard`] is a WebSocket client;
 //! * [`aws`] points binaries at the local DynamoDB-compatible server the test command starts;
 //! * [`LambdaStandIn`] stands in for the Lambda API (the one AWS service with no local server here);
-//! * [`Relay`] sits between a binary and a real server, and can cut it off for a while.
+//! * [`Relay`] sits between a binary and a real server, and can cut it off for a while;
+//! * [`raw_ws`] speaks WebSocket by hand, for clients that misbehave.
 
 pub mod aws;
 mod dashboard;
@@ -18,6 +19,7 @@ mod functions;
 mod lambda_api;
 mod node;
 mod outage;
+pub mod raw_ws;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
