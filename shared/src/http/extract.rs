@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use bytes::Bytes;
 use http::header;
 use http::request::Parts;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -45,22 +46,129 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// Decodes JSON, telling malformed input (400) from a wrong shape (422 with the field's path).
+///
+/// The text is read as a JSON value first, so that only malformed text is a 400, then `T` is taken
+/// from that value by [`strict::Strict`]: an object must be a JSON object (serde would also take an
+/// array of the fields in order), and an enum given a number or `null` is a wrong shape (serde_json
+/// calls that a syntax error).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_data() {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::validation(vec![FieldError::new(field, strip_position(&inner.to_string()))])
-        } else {
-            ApiError::bad_request("malformed_json", format!("the request body is not valid JSON: {inner}"))
-        }
-    })?;
+    let value = serde_json::Value::deserialize(&mut deserializer)
+        .map_err(|error| ApiError::bad_request("malformed_json", format!("the request body is not valid JSON: {error}")))?;
     deserializer
         .end()
         .map_err(|error| ApiError::bad_request("malformed_json", format!("unexpected content after the JSON value: {error}")))?;
-    Ok(value)
+    serde_path_to_error::deserialize(strict::Strict(value)).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::validation(vec![FieldError::new(field, strip_position(&error.into_inner().to_string()))])
+    })
+}
+
+/// A JSON value that deserializes like `serde_json::Value` does, less two leniencies the contract
+/// does not have: a struct comes from a JSON object only, and an enum from a string (or, for an
+/// enum with data, an object).
+mod strict {
+    use serde::de::value::{MapDeserializer, SeqDeserializer};
+    use serde::de::{self, IntoDeserializer, Unexpected, Visitor};
+    use serde::forward_to_deserialize_any;
+    use serde_json::{Error, Value};
+
+    pub struct Strict(pub Value);
+
+    impl<'de> IntoDeserializer<'de, Error> for Strict {
+        type Deserializer = Strict;
+
+        fn into_deserializer(self) -> Strict {
+            self
+        }
+    }
+
+    fn unexpected(value: &Value) -> Unexpected<'_> {
+        match value {
+            Value::Null => Unexpected::Unit,
+            Value::Bool(boolean) => Unexpected::Bool(*boolean),
+            Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+                (Some(unsigned), _) => Unexpected::Unsigned(unsigned),
+                (None, Some(signed)) => Unexpected::Signed(signed),
+                (None, None) => Unexpected::Float(number.as_f64().unwrap_or_default()),
+            },
+            Value::String(text) => Unexpected::Str(text),
+            Value::Array(_) => Unexpected::Seq,
+            Value::Object(_) => Unexpected::Map,
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for Strict {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_unit(),
+                Value::Bool(boolean) => visitor.visit_bool(boolean),
+                Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+                    (Some(unsigned), _) => visitor.visit_u64(unsigned),
+                    (None, Some(signed)) => visitor.visit_i64(signed),
+                    (None, None) => visitor.visit_f64(number.as_f64().unwrap_or_default()),
+                },
+                Value::String(text) => visitor.visit_string(text),
+                Value::Array(items) => {
+                    let mut items = SeqDeserializer::<_, Error>::new(items.into_iter().map(Strict));
+                    let value = visitor.visit_seq(&mut items)?;
+                    items.end()?;
+                    Ok(value)
+                }
+                Value::Object(entries) => {
+                    let mut entries = MapDeserializer::<_, Error>::new(entries.into_iter().map(|(key, value)| (key, Strict(value))));
+                    let value = visitor.visit_map(&mut entries)?;
+                    entries.end()?;
+                    Ok(value)
+                }
+            }
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_none(),
+                value => visitor.visit_some(Strict(value)),
+            }
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match &self.0 {
+                Value::Object(_) => self.deserialize_any(visitor),
+                other => Err(de::Error::invalid_type(unexpected(other), &"a JSON object")),
+            }
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::String(variant) => visitor.visit_enum(variant.into_deserializer()),
+                // An enum with data (`{"variant": …}`): serde_json's own rules.
+                value @ Value::Object(_) => de::Deserializer::deserialize_enum(value, name, variants, visitor),
+                other => Err(de::Error::invalid_type(unexpected(&other), &format!("one of {}", variants.join(", ")).as_str())),
+            }
+        }
+
+        forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct seq
+            tuple tuple_struct map identifier ignored_any
+        }
+    }
 }
 
 /// serde_json appends "at line 1 column 17" to data errors; the field path says it better.
@@ -261,6 +369,42 @@ mod tests {
         let missing = decode_json::<Body>(b"{}").unwrap_err();
         assert_eq!(missing.field_errors()[0].field, "body");
         assert!(missing.field_errors()[0].message.contains("query"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    enum Kind {
+        Notification,
+        Error,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Tagged {
+        kind: Kind,
+        data: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+
+    // Found by schemathesis (tests/blackbox/api_fuzz.rs): serde takes a struct from an array of its
+    // fields, so `["hi"]` was asked as a question, and serde_json calls a number or `null` given for
+    // an enum a syntax error, so valid JSON got 400 `malformed_json`.
+    #[test]
+    fn only_an_object_is_a_struct_and_a_wrong_enum_is_a_wrong_shape() {
+        let array = decode_json::<Body>(br#"["hi"]"#).unwrap_err();
+        assert_eq!((array.status(), array.field_errors()[0].field.as_str()), (http::StatusCode::UNPROCESSABLE_ENTITY, "body"));
+        assert!(array.field_errors()[0].message.contains("expected a JSON object"), "{}", array.field_errors()[0].message);
+        let nested = decode_json::<Body>(br#"{"query": "a", "context": ["default"]}"#).unwrap_err();
+        assert_eq!(nested.field_errors()[0].field, "context");
+        for body in [&br#"{"kind": 1}"#[..], br#"{"kind": null}"#, br#"[null, null]"#, br#"{"kind": "pong"}"#] {
+            let error = decode_json::<Tagged>(body).unwrap_err();
+            assert_eq!(error.status(), http::StatusCode::UNPROCESSABLE_ENTITY, "{}", String::from_utf8_lossy(body));
+        }
+        let tagged = decode_json::<Tagged>(br#"{"kind": "error", "data": {"n": [1, -2, 2.5, true, null, "x"]}}"#).unwrap();
+        assert!(matches!(tagged.kind, Kind::Error));
+        assert_eq!(tagged.data.unwrap()["n"], serde_json::json!([1, -2, 2.5, true, null, "x"]));
+        let wrong_data = decode_json::<Tagged>(br#"{"kind": "error", "data": [1]}"#).unwrap_err();
+        assert_eq!(wrong_data.field_errors()[0].field, "data");
     }
 
     fn parts(headers: &[(&str, &str)], peer: &str) -> Parts {
