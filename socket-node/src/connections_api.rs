@@ -19,11 +19,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
-use tributary_core::error::{RenderedError, current_request_id};
+use tributary_core::error::{ErrorBody, RenderedError, current_request_id};
 use tributary_core::http::AppState;
 use tributary_core::http::extract::{AdminAccess, is_local_request};
 use tributary_core::realtime::{BroadcastError, ConnectionId};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -88,19 +90,30 @@ impl FromRequestParts<AppState> for ManagementAccess {
     }
 }
 
-/// Sends `data` (the request body, UTF-8, at most 128 KiB) to one connection as a text frame.
+/// The body of `POST /@connections/{connection_id}` (for the documentation: the route reads bytes).
+struct MessageData;
+
+impl PartialSchema for MessageData {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).description(Some("UTF-8 text, 1 byte to 128 KiB")).into()
+    }
+}
+
+impl ToSchema for MessageData {}
+
+/// Sends `data` (the request body: UTF-8, 1 byte to 128 KiB) to one connection as a text frame.
 #[utoipa::path(
     post,
     path = "/@connections/{connection_id}",
     tag = "connections",
     params(("connection_id" = String, Path, description = "The connection id from `connection_ack`")),
-    request_body(content = String, content_type = "application/octet-stream", description = "The message, sent as is"),
+    request_body(content = MessageData, content_type = "application/octet-stream", description = "The message, sent as is"),
     responses(
         (status = 200, description = "Queued for the connection"),
-        (status = 400, description = "Not UTF-8"),
-        (status = 403, description = "Neither local nor carrying the admin token"),
-        (status = 410, description = "No open connection with that id (GoneException)"),
-        (status = 413, description = "Over 128 KiB"),
+        (status = 400, description = "Empty, or not UTF-8", body = ErrorBody),
+        (status = 403, description = "Neither local nor carrying the admin token", body = ErrorBody),
+        (status = 410, description = "No open connection with that id (GoneException)", body = ErrorBody),
+        (status = 413, description = "Over 128 KiB", body = ErrorBody),
     )
 )]
 async fn post_to_connection(
@@ -115,6 +128,16 @@ async fn post_to_connection(
             aws_type: "PayloadTooLargeException",
             code: "payload_too_large",
             message: format!("a message may be at most {MAX_POST_BYTES} bytes"),
+        });
+    }
+    // A message is required, as API Gateway's `Data` is; checked before the connection is looked up,
+    // so a request without one is refused whether or not the connection is open.
+    if data.is_empty() {
+        return Err(ManagementError {
+            status: StatusCode::BAD_REQUEST,
+            aws_type: "BadRequestException",
+            code: "bad_request",
+            message: "the request has no data to send".to_owned(),
         });
     }
     let text = Utf8Bytes::try_from(data).map_err(|_| ManagementError {
@@ -158,7 +181,11 @@ pub struct ConnectionIdentity {
     path = "/@connections/{connection_id}",
     tag = "connections",
     params(("connection_id" = String, Path, description = "The connection id")),
-    responses((status = 200, body = ConnectionInfo), (status = 403), (status = 410, description = "GoneException"))
+    responses(
+        (status = 200, body = ConnectionInfo),
+        (status = 403, description = "Neither local nor carrying the admin token", body = ErrorBody),
+        (status = 410, description = "No open connection with that id (GoneException)", body = ErrorBody),
+    )
 )]
 async fn get_connection(
     _access: ManagementAccess,
@@ -179,7 +206,11 @@ async fn get_connection(
     path = "/@connections/{connection_id}",
     tag = "connections",
     params(("connection_id" = String, Path, description = "The connection id")),
-    responses((status = 204, description = "Closing"), (status = 403), (status = 410, description = "GoneException"))
+    responses(
+        (status = 204, description = "Closing"),
+        (status = 403, description = "Neither local nor carrying the admin token", body = ErrorBody),
+        (status = 410, description = "No open connection with that id (GoneException)", body = ErrorBody),
+    )
 )]
 async fn delete_connection(
     _access: ManagementAccess,

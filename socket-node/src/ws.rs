@@ -74,7 +74,17 @@ pub async fn dashboard(
 }
 
 /// Alias of `/api/v1/ws/dashboard`.
-#[utoipa::path(get, path = "/admin/ws/dashboard", tag = "websocket", responses((status = 101, description = "See /api/v1/ws/dashboard")))]
+#[utoipa::path(
+    get,
+    path = "/admin/ws/dashboard",
+    tag = "websocket",
+    responses(
+        (status = 101, description = "See /api/v1/ws/dashboard"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 403, description = "Origin not allowed", body = ErrorBody),
+        (status = 503, description = "Too many connections from this address, or the node is shutting down", body = ErrorBody),
+    )
+)]
 pub async fn admin_dashboard(
     State(state): State<AppState>,
     Extension(node): Extension<Arc<NodeContext>>,
@@ -85,7 +95,17 @@ pub async fn admin_dashboard(
 }
 
 /// Alias of `/api/v1/ws/dashboard`.
-#[utoipa::path(get, path = "/ws/dashboard", tag = "websocket", responses((status = 101, description = "See /api/v1/ws/dashboard")))]
+#[utoipa::path(
+    get,
+    path = "/ws/dashboard",
+    tag = "websocket",
+    responses(
+        (status = 101, description = "See /api/v1/ws/dashboard"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 403, description = "Origin not allowed", body = ErrorBody),
+        (status = 503, description = "Too many connections from this address, or the node is shutting down", body = ErrorBody),
+    )
+)]
 pub async fn dashboard_alias(
     State(state): State<AppState>,
     Extension(node): Extension<Arc<NodeContext>>,

@@ -72,16 +72,23 @@ impl Mode {
 /// A chat request.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ChatRequest {
-    /// The question (1 to 4,000 characters).
+    /// The question (1 to 4,000 characters, not blank).
+    #[schema(
+        min_length = 1,
+        max_length = 4000,
+        pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub query: String,
     /// A model from the allow-list (`LLM_ALLOWED_MODELS`); default: the mode's model.
     #[serde(default)]
     pub model: Option<String>,
     /// The conversation this question belongs to: its turns are kept, and deep mode reads them.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     pub session_id: Option<String>,
     /// Earlier turns the client keeps itself (read when the request names no stored session).
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub history: Vec<HistoryMessage>,
     #[serde(default)]
     pub context: Option<ChatContext>,
@@ -91,7 +98,10 @@ pub struct ChatRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryMessage {
     /// `user` or `assistant`.
+    #[schema(pattern = "^(user|assistant)$")]
     pub role: String,
+    /// At most 16,000 characters.
+    #[schema(max_length = 16000)]
     pub content: String,
 }
 
@@ -100,6 +110,7 @@ pub struct HistoryMessage {
 pub struct ChatContext {
     /// The project whose knowledge base answers (default `default`).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub project_id: Option<String>,
 }
 

@@ -52,3 +52,77 @@ async fn a_request_past_the_timeout_is_a_503_timeout() {
     assert_eq!(body["error"], "timeout");
     assert_eq!(body["component"], "http");
 }
+
+/// Every `pattern` string in a JSON document.
+fn patterns(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("pattern", Value::String(pattern)) => found.push(pattern.clone()),
+                    _ => patterns(value, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| patterns(item, found)),
+        _ => {}
+    }
+}
+
+/// The characters a regex character class written with `\t`, `\n`, `\r`, `\uXXXX`, plain
+/// characters and `a-b` ranges stands for.
+fn class_characters(class: &str) -> std::collections::BTreeSet<char> {
+    let mut rest = class.chars().peekable();
+    let next = |rest: &mut std::iter::Peekable<std::str::Chars>| -> Option<char> {
+        match rest.next()? {
+            '\\' => match rest.next()? {
+                '\\' => Some('\\'),
+                't' => Some('\t'),
+                'n' => Some('\n'),
+                'r' => Some('\r'),
+                'u' => char::from_u32(u32::from_str_radix(&rest.by_ref().take(4).collect::<String>(), 16).ok()?),
+                other => panic!("unexpected escape \\{other} in {class}"),
+            },
+            plain => Some(plain),
+        }
+    };
+    let mut characters = std::collections::BTreeSet::new();
+    while let Some(first) = next(&mut rest) {
+        if rest.peek() == Some(&'-') {
+            rest.next();
+            let last = next(&mut rest).expect("a range's end");
+            characters.extend(first..=last);
+        } else {
+            characters.insert(first);
+        }
+    }
+    characters
+}
+
+// Found by schemathesis (tests/blackbox/api_fuzz.rs): `\S` in a pattern means different things to
+// the fuzzer's generator, JSON Schema validators and Rust (U+0085 is whitespace to `str::trim` and
+// not to ECMAScript), so "not blank" is spelled out as the characters `str::trim` removes.
+#[test]
+fn the_documents_not_blank_patterns_exclude_exactly_what_trim_removes() {
+    let api = serde_json::to_value(super::openapi_document(super::all_routes())).unwrap();
+    let mut found = Vec::new();
+    patterns(&api, &mut found);
+    let not_blank: Vec<&String> = found.iter().filter(|pattern| pattern.contains(r"\u3000")).collect();
+    // `q`, `query`, `filename`, `content` and the upload's `files`.
+    assert_eq!(not_blank.len(), 5, "{found:?}");
+    let whitespace: std::collections::BTreeSet<char> = (0..=0x10ffff).filter_map(char::from_u32).filter(|c| c.is_whitespace()).collect();
+    for pattern in not_blank {
+        let start = pattern[..pattern.find(r"\u3000").unwrap()].rfind("[^").unwrap() + 2;
+        let class = pattern[start..].split_once(']').unwrap().0;
+        let mut excluded = class_characters(class);
+        // The SQL text patterns also exclude NUL, everywhere; a file name's, the path separators
+        // before its last part.
+        if pattern.starts_with(r"^[^\u0000]*") {
+            assert!(excluded.remove(&'\0'), "{pattern}");
+        }
+        if pattern.ends_with(r"[^/\\]*$") {
+            assert!(excluded.remove(&'/') && excluded.remove(&'\\'), "{pattern}");
+        }
+        assert_eq!(excluded, whitespace, "{pattern}");
+    }
+}

@@ -56,6 +56,7 @@ impl From<ActivityEvent> for ActivityItem {
 #[into_params(parameter_in = Query)]
 pub struct RecentQuery {
     /// How many items, newest first (1 to 500, default 20).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Only events of this type.
     #[serde(rename = "type")]
@@ -103,8 +104,10 @@ fn bounded(field: &str, value: usize, max: usize) -> Result<usize, ApiError> {
 pub struct ClientEvent {
     /// What happened: 1 to 64 characters of letters, digits, `_`, `-`, `.` or `:`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub kind: String,
     /// A line for people (at most 500 characters).
+    #[schema(max_length = 500)]
     pub message: Option<String>,
     /// Details, at most 4 KiB as JSON.
     #[schema(value_type = Option<Object>)]
@@ -227,6 +230,7 @@ pub async fn activity_metrics(State(state): State<AppState>) -> Result<Json<Acti
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// How many events, newest first (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

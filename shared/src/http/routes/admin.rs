@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -19,7 +21,7 @@ use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::http::AppState;
 use crate::http::extract::{AdminAccess, ApiJson};
 use crate::http::middleware::defer_after_response;
-use crate::realtime::{BroadcastError, BroadcastReport, ConnectionId, MessageType, ServerMessage};
+use crate::realtime::{BroadcastError, BroadcastReport, ConnectionId, MessageType, ServerMessage, Severity};
 use crate::restart::RestartResponse;
 
 /// The path dashboards open their WebSocket on.
@@ -217,17 +219,59 @@ pub async fn restart_options() -> Response {
 }
 
 /// `POST /admin/broadcast`: an operator's message to every dashboard, or to one connection.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BroadcastRequest {
     /// `notification` or `error`; the other types belong to the server.
     #[serde(rename = "type")]
     pub kind: MessageType,
     /// The message's `data`: an object, checked against the rules of its type.
-    #[schema(value_type = Object)]
     pub data: Value,
     /// Send to this connection only.
     pub connection_id: Option<String>,
+}
+
+// Written by hand: which `data` a message needs depends on its `type`, which the derive cannot say.
+impl PartialSchema for BroadcastRequest {
+    fn schema() -> RefOr<Schema> {
+        let string = |min_length: usize| ObjectBuilder::new().schema_type(Type::String).min_length(Some(min_length));
+        let message = |kind: &str, data: ObjectBuilder| {
+            ObjectBuilder::new()
+                .property("type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([kind])))
+                .property("data", data)
+                .property(
+                    "connection_id",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .description(Some("Send to this connection only")),
+                )
+                .required("type")
+                .required("data")
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let free_form = ObjectBuilder::new().schema_type(Type::Object).description(Some("Any object: the notification"));
+        let error = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("What the dashboard shows: the error's `type`, `severity` and failing `component`"))
+            .property("type", string(1))
+            .property("severity", Ref::from_schema_name(Severity::name()))
+            .property("component", string(1))
+            .property("message", string(0))
+            .required("type")
+            .required("severity")
+            .required("component");
+        OneOfBuilder::new()
+            .description(Some("A `notification` (any object as `data`) or an `error` (its `data` in the `error` message's shape)"))
+            .item(message("notification", free_form))
+            .item(message("error", error))
+            .into()
+    }
+}
+
+impl ToSchema for BroadcastRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Severity::name().into_owned(), Severity::schema()));
+    }
 }
 
 /// `POST /admin/broadcast`'s answer.
@@ -251,9 +295,14 @@ pub struct BroadcastOutcome {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Handed to the connections", body = BroadcastOutcome),
-        (status = 401, body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "No admin token is set and the caller is not on this machine", body = ErrorBody),
         (status = 404, description = "No open connection with that id", body = ErrorBody),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "The message breaks the envelope rules", body = ErrorBody),
+        (status = 503, description = "The broadcaster cannot send", body = ErrorBody),
     )
 )]
 pub async fn broadcast(
@@ -263,6 +312,10 @@ pub async fn broadcast(
 ) -> Result<Json<BroadcastOutcome>, ApiError> {
     if !matches!(request.kind, MessageType::Notification | MessageType::Error) {
         return Err(ApiError::validation(vec![FieldError::new("type", "must be `notification` or `error`")]));
+    }
+    // Dashboards show an error's `message` as text; the envelope rules do not check it.
+    if request.kind == MessageType::Error && request.data.get("message").is_some_and(|message| !message.is_string()) {
+        return Err(ApiError::validation(vec![FieldError::new("data.message", "must be a string")]));
     }
     let message = ServerMessage::new(request.kind, request.data)
         .map_err(|error| ApiError::validation(vec![FieldError::new("data", error.to_string())]))?;

@@ -8,6 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -36,6 +39,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 200, description = "The answer", body = ChatResponse),
         (status = 400, description = "Malformed JSON, or a model outside the allow-list (the allowed names are listed)", body = ErrorBody),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
         (status = 503, description = "The language model or the store cannot answer (`component` says which)", body = ErrorBody),
     )
@@ -54,6 +59,8 @@ pub async fn chat_text(State(state): State<AppState>, ApiJson(request): ApiJson<
     responses(
         (status = 200, description = "The answer, with the chunks it stands on", body = ChatResponse),
         (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
         (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
     )
@@ -72,6 +79,8 @@ pub async fn chat_semantic(State(state): State<AppState>, ApiJson(request): ApiJ
     responses(
         (status = 200, description = "The answer, with its nodes and edges", body = ChatResponse),
         (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
         (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
     )
@@ -90,6 +99,8 @@ pub async fn chat_graph(State(state): State<AppState>, ApiJson(request): ApiJson
     responses(
         (status = 200, description = "The answer, with its sources and subgraph", body = ChatResponse),
         (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
         (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
     )
@@ -108,8 +119,10 @@ pub async fn chat_deep(State(state): State<AppState>, ApiJson(request): ApiJson<
     tag = "chat",
     request_body = ChatRequest,
     responses(
-        (status = 200, description = "The answer as a stream of frames", content_type = "text/event-stream", body = StreamFrame),
+        (status = 200, description = "The answer as a stream of frames", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "An empty or too long query, a bad session id, history or project", body = ErrorBody),
         (status = 503, description = "The language model or the store cannot answer", body = ErrorBody),
     )
@@ -124,6 +137,32 @@ pub async fn chat_deep_stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
+/// One event of `POST /api/chat/deep/stream`, described the way OpenAPI describes `text/event-stream`
+/// (one schema per event, OpenAPI 3.2's `itemSchema`): its `data` is a [`StreamFrame`] as JSON.
+pub struct StreamEvent;
+
+impl PartialSchema for StreamEvent {
+    fn schema() -> RefOr<Schema> {
+        let data = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("application/json")
+            .content_schema(Some(Ref::from_schema_name(StreamFrame::name())))
+            .description(Some("A `StreamFrame` as JSON"));
+        ObjectBuilder::new()
+            .description(Some("One server-sent event: `data:` carries a frame"))
+            .property("data", data)
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for StreamEvent {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((StreamFrame::name().into_owned(), StreamFrame::schema()));
+        <StreamFrame as ToSchema>::schemas(schemas);
+    }
+}
+
 /// A short title for a conversation that starts with `query`.
 #[utoipa::path(
     post,
@@ -133,6 +172,8 @@ pub async fn chat_deep_stream(
     responses(
         (status = 200, description = "The title", body = TitleResponse),
         (status = 400, description = "Malformed JSON, or a model outside the allow-list", body = ErrorBody),
+        (status = 413, description = "Body over `HTTP_BODY_LIMIT_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ErrorBody),
         (status = 422, description = "An empty or too long query", body = ErrorBody),
         (status = 503, description = "The language model cannot answer", body = ErrorBody),
     )
@@ -146,7 +187,7 @@ pub async fn chat_title(State(state): State<AppState>, ApiJson(request): ApiJson
     delete,
     path = "/api/chat/session/{id}",
     tag = "chat",
-    params(("id" = String, Path, description = "The session id (1 to 128 letters, digits, `-`, `_`, `.`, `:`)")),
+    params(("id" = String, Path, description = "The session id (1 to 128 letters, digits, `-`, `_`, `.`, `:`)", pattern = "^[A-Za-z0-9_.:-]{1,128}$")),
     responses(
         (status = 204, description = "The session is gone"),
         (status = 404, description = "No session has this id", body = ErrorBody),

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use serde::Deserialize;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,16 +38,72 @@ pub fn router() -> OpenApiRouter<AppState> {
     ingestion_router().merge(query_router())
 }
 
+/// Every name `dialect` takes (case aside): `auto`, the dialects, and their aliases.
+pub const DIALECTS: [&str; 21] = [
+    "auto",
+    "generic",
+    "ansi",
+    "postgresql",
+    "postgres",
+    "mysql",
+    "mariadb",
+    "tsql",
+    "t-sql",
+    "mssql",
+    "sqlserver",
+    "snowflake",
+    "bigquery",
+    "redshift",
+    "sqlite",
+    "duckdb",
+    "hive",
+    "databricks",
+    "spark",
+    "sparksql",
+    "clickhouse",
+];
+
+/// `dialect` in the upload form: one of [`DIALECTS`].
+fn dialect_schema() -> Object {
+    dialect_names_schema(false)
+}
+
+/// `dialect` in JSON: one of [`DIALECTS`], or `null` for `auto`.
+fn optional_dialect_schema() -> Object {
+    dialect_names_schema(true)
+}
+
+fn dialect_names_schema(nullable: bool) -> Object {
+    let mut names: Vec<serde_json::Value> = DIALECTS.iter().map(|name| (*name).into()).collect();
+    let mut types = vec![Type::String];
+    if nullable {
+        names.push(serde_json::Value::Null);
+        types.push(Type::Null);
+    }
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter(types))
+        .enum_values(Some(names))
+        .description(Some("`auto` (default) or a dialect name"))
+        .build()
+}
+
 /// The multipart form of `POST /api/v1/files/upload` (for the documentation; read field by field).
 #[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// The SQL files (`files` or `files[]`, repeated).
-    #[schema(value_type = Vec<String>, format = Binary)]
-    files: Vec<Vec<u8>>,
+    /// The SQL files (`files` or `files[]`, repeated): UTF-8 text without NUL bytes, not blank.
+    /// Browsers send them as file parts; a part without a file name is named `upload-<n>.sql`.
+    #[schema(
+        min_items = 1,
+        max_items = 500,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
+    files: Vec<String>,
     /// The project the files belong to (default `default`).
+    #[schema(nullable = false, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     project_id: Option<String>,
-    /// `auto` (default) or a dialect name.
+    #[schema(schema_with = dialect_schema)]
     dialect: Option<String>,
 }
 
@@ -108,8 +165,14 @@ async fn ingest_to_the_end(state: AppState, request: IngestRequest) -> Result<Js
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonFile {
+    /// At most 255 bytes; its last part (after any `/` or `\`, which are dropped) not blank.
+    #[schema(
+        max_length = 255,
+        pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/\\][^/\\]*$"
+    )]
     pub filename: String,
-    /// The SQL text.
+    /// The SQL text: no NUL bytes, not blank.
+    #[schema(pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$")]
     pub content: String,
 }
 
@@ -118,9 +181,11 @@ pub struct JsonFile {
 #[serde(deny_unknown_fields)]
 pub struct IngestBody {
     /// Default `default`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub project_id: Option<String>,
-    /// `auto` (default) or a dialect name.
+    #[schema(schema_with = optional_dialect_schema)]
     pub dialect: Option<String>,
+    #[schema(min_items = 1, max_items = 500)]
     pub files: Vec<JsonFile>,
 }
 
@@ -152,8 +217,10 @@ pub async fn ingest_json(State(state): State<AppState>, ApiJson(body): ApiJson<I
 #[into_params(parameter_in = Query)]
 pub struct FilesQuery {
     /// Only this project's files (default: every project).
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub project_id: Option<String>,
     /// How many, newest first (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -197,8 +264,10 @@ pub struct LineageQuery {
     /// `upstream` (what it reads from), `downstream` (what reads from it) or `both` (default).
     pub direction: Option<LineageDirection>,
     /// Steps to walk (1 to 20, default 3).
+    #[param(minimum = 1, maximum = 20)]
     pub depth: Option<u32>,
     /// Default `default`.
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub project_id: Option<String>,
 }
 
@@ -233,11 +302,18 @@ pub async fn node_lineage(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// What to look for (1 to 500 characters); identifiers match by their parts too.
+    /// What to look for (1 to 500 characters, not blank); identifiers match by their parts too.
+    #[param(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub q: String,
     /// Default `default`.
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub project_id: Option<String>,
     /// How many results (1 to 100, default 10).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
