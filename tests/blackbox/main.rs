@@ -28,6 +28,7 @@ macro_rules! on_every_host {
 }
 
 mod activity;
+mod api_fuzz;
 mod chat;
 mod cloud;
 mod docs;
