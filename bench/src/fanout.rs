@@ -29,7 +29,7 @@ use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{Process, binary, free_port, median, quiet, start_node};
+use crate::{Process, binary, free_port, median, plot, quiet, start_node};
 
 /// A server under test.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -253,6 +253,7 @@ pub async fn print_fanout(counts: &[usize], broadcasts: u64, runs: usize) -> any
          over the broadcasts, as a share of one core. Clients in one separate process.\n"
     );
     println!("| Clients | Server | Spread p50 | Spread p99 | Spread max | Server CPU |\n| --- | --- | --- | --- | --- | --- |");
+    let mut groups = Vec::new();
     for &count in counts {
         let mut results: HashMap<&str, Vec<Fanout>> = HashMap::new();
         // Runs interleave the servers, so a slow patch of the machine touches all of them.
@@ -262,9 +263,11 @@ pub async fn print_fanout(counts: &[usize], broadcasts: u64, runs: usize) -> any
                 results.entry(server.name()).or_default().push(fanout);
             }
         }
+        let mut bars = Vec::new();
         for server in Server::ALL {
             let runs = &results[server.name()];
             let pick = |field: fn(&Fanout) -> f64| median(&mut runs.iter().map(field).collect::<Vec<_>>());
+            bars.push((server.name().to_owned(), pick(|run| run.p99)));
             println!(
                 "| {count} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} % |",
                 server.name(),
@@ -274,9 +277,10 @@ pub async fn print_fanout(counts: &[usize], broadcasts: u64, runs: usize) -> any
                 pick(|run| run.cpu_percent)
             );
         }
+        groups.push(plot::Group { label: format!("{count} clients"), bars });
     }
     println!();
-    Ok(())
+    plot::bar_chart("fanout", "WebSocket fan-out: p99 spread of one broadcast (lower is better)", "ms", &groups)
 }
 
 pub async fn print_idle(counts: &[usize], runs: usize, file_limit: u64) -> anyhow::Result<()> {
@@ -286,12 +290,14 @@ pub async fn print_idle(counts: &[usize], runs: usize, file_limit: u64) -> anyho
          (median of {runs} runs); kernel socket buffers are not in it, for any server.\n"
     );
     println!("| Connections | Server | Per connection | Resident in all |\n| --- | --- | --- | --- |");
+    let mut groups = Vec::new();
     for &count in counts {
         // The server and the clients process each hold one descriptor per connection.
         if count as u64 + 1000 > file_limit {
             println!("| {count} | all | not measured: needs {} open files per process, the limit here is {file_limit} | |", count + 1000);
             continue;
         }
+        let mut bars = Vec::new();
         for server in Server::ALL {
             let mut per = Vec::new();
             let mut totals = Vec::new();
@@ -300,16 +306,14 @@ pub async fn print_idle(counts: &[usize], runs: usize, file_limit: u64) -> anyho
                 per.push(bytes);
                 totals.push(total as f64);
             }
-            println!(
-                "| {count} | {} | {:.1} KiB | {:.0} MiB |",
-                server.name(),
-                median(&mut per) / 1024.0,
-                median(&mut totals) / 1024.0 / 1024.0
-            );
+            let per_connection = median(&mut per) / 1024.0;
+            println!("| {count} | {} | {per_connection:.1} KiB | {:.0} MiB |", server.name(), median(&mut totals) / 1024.0 / 1024.0);
+            bars.push((server.name().to_owned(), per_connection));
         }
+        groups.push(plot::Group { label: format!("{count} idle connections"), bars });
     }
     println!();
-    Ok(())
+    plot::bar_chart("idle", "Resident memory per idle WebSocket connection (lower is better)", "KiB", &groups)
 }
 
 /// The clients process: connects `count` clients to `127.0.0.1:port` + `path`, prints `{"connected": n}`, then for each broadcast

@@ -11,7 +11,11 @@
 //!   and `sqlglot` parsing the same SQL (see [`ingest`]);
 //! * `fanout` and `idle`: WebSocket fan-out to 1,000 and 10,000 clients and memory per idle
 //!   connection, beside FastAPI + uvicorn and Node.js `ws` (see [`fanout`]);
+//! * `http`: `GET /api/v1/stats` and `POST /api/chat/text` at a fixed concurrency, beside FastAPI
+//!   (see [`http`]);
 //! * `all`: everything, as a Markdown report for `docs/benchmarks.md`.
+//!
+//! The comparisons with reference servers also draw their bar charts into `docs/plots/` (see [`plot`]).
 //!
 //! `scripts/bench` installs what it needs (`cargo-lambda` on `PATH`, the reference servers), builds
 //! the release binaries and runs it.
@@ -24,7 +28,9 @@ use std::time::{Duration, Instant};
 
 mod chat;
 mod fanout;
+mod http;
 mod ingest;
+mod plot;
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, Subcommand};
@@ -83,8 +89,33 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// `GET /api/v1/stats` and `POST /api/chat/text` at a fixed concurrency, beside FastAPI.
+    Http {
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Everything, as Markdown.
     All,
+    /// Internal: the HTTP load generator; prints one JSON line.
+    #[command(hide = true)]
+    Load {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        method: String,
+        #[arg(long)]
+        path: String,
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long)]
+        connections: usize,
+        #[arg(long)]
+        seconds: u64,
+    },
     /// Internal: hold N WebSocket clients and report the spread of each broadcast's arrivals.
     #[command(hide = true)]
     Arrivals {
@@ -132,6 +163,10 @@ async fn main() -> anyhow::Result<()> {
             let file_limit = fanout::raise_file_limit()?;
             fanout::print_idle(&connections, runs, file_limit).await?;
         }
+        Task::Http { connections, seconds, runs } => http::print_http(connections, seconds, runs).await?,
+        Task::Load { port, method, path, body, connections, seconds } => {
+            http::run_load(port, &method, &path, body, connections, seconds).await?
+        }
         Task::Arrivals { port, path, count } => {
             fanout::raise_file_limit()?;
             fanout::run_arrivals(port, &path, count).await?;
@@ -143,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
             print_ticks(&[1000, 10_000], 5).await?;
             ingest::print_ingestion(9).await?;
             chat::print_chat(50).await?;
+            http::print_http(32, 10, 3).await?;
             let file_limit = fanout::raise_file_limit()?;
             fanout::print_fanout(&[1000, 10_000], 20, 3).await?;
             fanout::print_idle(&[10_000, 50_000], 3, file_limit).await?;
