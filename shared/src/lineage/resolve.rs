@@ -7,7 +7,7 @@
 //! preferring defined objects over external references; failing that, it stays as written and
 //! becomes an `External` node. A definition always keeps its own name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::json;
 
@@ -22,13 +22,20 @@ pub struct Catalog {
     objects: HashMap<String, NodeKind>,
     /// Every object id under each of its shorter names: `sales.orders` under `orders`.
     by_suffix: HashMap<String, Vec<String>>,
+    /// The same for defined objects only, so that resolving a name shared by thousands of objects
+    /// costs no more than one shared by two (counting them made resolution quadratic).
+    defined_by_suffix: HashMap<String, Vec<String>>,
     columns: HashMap<String, Vec<String>>,
+    /// The same columns as sets: learning or looking up a column costs the same however wide the
+    /// table (a scan of the list made a table of 80,000 columns take 5 s to resolve).
+    column_sets: HashMap<String, HashSet<String>>,
 }
 
 impl Catalog {
     /// Starts from the stored objects and columns.
     pub fn new(objects: impl IntoIterator<Item = (String, NodeKind)>, columns: HashMap<String, Vec<String>>) -> Self {
-        let mut catalog = Catalog { objects: HashMap::new(), by_suffix: HashMap::new(), columns };
+        let column_sets = columns.iter().map(|(id, names)| (id.clone(), names.iter().cloned().collect())).collect();
+        let mut catalog = Catalog { columns, column_sets, ..Catalog::default() };
         for (id, kind) in objects {
             catalog.insert(id, kind);
         }
@@ -36,10 +43,30 @@ impl Catalog {
     }
 
     fn insert(&mut self, id: String, kind: NodeKind) {
-        if self.objects.insert(id.clone(), kind).is_none() {
-            for (at, _) in id.match_indices('.') {
-                self.by_suffix.entry(id[at + 1..].to_owned()).or_default().push(id.clone());
+        let suffixes: Vec<String> = id.match_indices('.').map(|(at, _)| id[at + 1..].to_owned()).collect();
+        let was_defined = match self.objects.insert(id.clone(), kind) {
+            None => {
+                for suffix in &suffixes {
+                    self.by_suffix.entry(suffix.clone()).or_default().push(id.clone());
+                }
+                false
             }
+            Some(previous) => previous.is_defined_object(),
+        };
+        match (was_defined, kind.is_defined_object()) {
+            (false, true) => {
+                for suffix in suffixes {
+                    self.defined_by_suffix.entry(suffix).or_default().push(id.clone());
+                }
+            }
+            (true, false) => {
+                for suffix in &suffixes {
+                    if let Some(ids) = self.defined_by_suffix.get_mut(suffix) {
+                        ids.retain(|defined| *defined != id);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -48,9 +75,10 @@ impl Catalog {
         for object in &facts.objects {
             self.insert(object.name.key.clone(), object.kind);
             let known = self.columns.entry(object.name.key.clone()).or_default();
+            let set = self.column_sets.entry(object.name.key.clone()).or_default();
             for (column, _) in &object.columns {
                 let column = column.to_lowercase();
-                if !known.contains(&column) {
+                if set.insert(column.clone()) {
                     known.push(column);
                 }
             }
@@ -62,21 +90,25 @@ impl Catalog {
         if self.objects.contains_key(&name.key) {
             return name.key.clone();
         }
-        // Objects whose name ends with this one, and objects this name ends with.
-        let longer = self.by_suffix.get(&name.key).into_iter().flatten();
-        let shorter = name.key.match_indices('.').map(|(at, _)| &name.key[at + 1..]);
-        let mut candidates: Vec<(&String, &NodeKind)> = longer
-            .chain(shorter.filter_map(|suffix| self.objects.get_key_value(suffix).map(|(id, _)| id)))
-            .filter_map(|id| self.objects.get_key_value(id))
-            .collect();
-        candidates.sort();
-        candidates.dedup();
-        let defined: Vec<&(&String, &NodeKind)> = candidates.iter().filter(|(_, kind)| kind.is_defined_object()).collect();
-        match (candidates.as_slice(), defined.as_slice()) {
-            ([(id, _)], _) => (*id).clone(),
-            (_, [(id, _)]) => (*id).clone(),
-            _ => name.key.clone(),
-        }
+        // Objects whose name ends with this one (longer: each listed once), and objects this name
+        // ends with (shorter: at most one per dot). The two never overlap. Only whether exactly one
+        // candidate, or exactly one defined candidate, exists matters, so the lists are not read.
+        let longer = self.by_suffix.get(&name.key).map_or(&[][..], Vec::as_slice);
+        let longer_defined = self.defined_by_suffix.get(&name.key).map_or(&[][..], Vec::as_slice);
+        let shorter: Vec<(&String, &NodeKind)> =
+            name.key.match_indices('.').filter_map(|(at, _)| self.objects.get_key_value(&name.key[at + 1..])).collect();
+        let shorter_defined: Vec<&String> = shorter.iter().filter(|(_, kind)| kind.is_defined_object()).map(|(id, _)| *id).collect();
+        let only = match (longer, shorter.as_slice()) {
+            ([id], []) => Some(id),
+            ([], [(id, _)]) => Some(*id),
+            _ => None,
+        };
+        let only_defined = match (longer_defined, shorter_defined.as_slice()) {
+            ([id], []) => Some(id),
+            ([], [id]) => Some(*id),
+            _ => None,
+        };
+        only.or(only_defined).unwrap_or(&name.key).clone()
     }
 
     fn kind(&self, id: &str) -> Option<NodeKind> {
@@ -84,7 +116,7 @@ impl Catalog {
     }
 
     fn has_column(&self, id: &str, column: &str) -> bool {
-        self.columns.get(id).is_some_and(|columns| columns.iter().any(|known| known == column))
+        self.column_sets.get(id).is_some_and(|columns| columns.contains(column))
     }
 }
 
@@ -210,5 +242,62 @@ impl Builder<'_> {
             edge.properties.insert("via".into(), json!(via));
         }
         self.edges.entry(edge.id.clone()).or_insert(edge);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::extract::ObjectFact;
+
+    fn name(key: &str) -> Name {
+        Name::from_parts(&key.split('.').map(str::to_owned).collect::<Vec<_>>())
+    }
+
+    fn defines(objects: &[(&str, NodeKind, &[&str])]) -> Facts {
+        let objects = objects
+            .iter()
+            .map(|(key, kind, columns)| ObjectFact {
+                name: name(key),
+                kind: *kind,
+                line: 1,
+                columns: columns.iter().map(|column| ((*column).to_owned(), None)).collect(),
+                definition: String::new(),
+            })
+            .collect();
+        Facts { objects, ..Facts::default() }
+    }
+
+    #[test]
+    fn names_resolve_exactly_then_by_a_unique_suffix_preferring_defined_objects() {
+        let stored =
+            [("sales.orders", NodeKind::Table), ("x.orders", NodeKind::External), ("a.t", NodeKind::External), ("b.t", NodeKind::External)];
+        let mut catalog = Catalog::new(stored.map(|(id, kind)| (id.to_owned(), kind)), HashMap::new());
+        assert_eq!(catalog.resolve(&name("x.orders")), "x.orders");
+        // Two candidates, one defined: the defined one.
+        assert_eq!(catalog.resolve(&name("orders")), "sales.orders");
+        // A longer name resolves to the stored object it ends with.
+        assert_eq!(catalog.resolve(&name("db.sales.orders")), "sales.orders");
+        // Two external candidates: left as written, until a file defines one of them.
+        assert_eq!(catalog.resolve(&name("t")), "t");
+        catalog.learn(&defines(&[("a.t", NodeKind::Table, &[])]));
+        assert_eq!(catalog.resolve(&name("t")), "a.t");
+        // Two defined candidates: left as written.
+        catalog.learn(&defines(&[("b.t", NodeKind::View, &[])]));
+        assert_eq!(catalog.resolve(&name("t")), "t");
+        assert_eq!(catalog.resolve(&name("nothing")), "nothing");
+    }
+
+    #[test]
+    fn columns_are_learned_once_in_order_and_looked_up_without_a_scan() {
+        let mut catalog = Catalog::new([], HashMap::from([("s.t".to_owned(), vec!["a".to_owned()])]));
+        catalog.learn(&defines(&[("s.t", NodeKind::Table, &["B", "a", "c", "b"])]));
+        assert_eq!(catalog.columns["s.t"], ["a", "b", "c"]);
+        assert!(catalog.has_column("s.t", "c") && !catalog.has_column("s.t", "d") && !catalog.has_column("s.u", "a"));
+        // A table of 200,000 columns is learned in linear time (a scan per column took minutes).
+        let wide: Vec<String> = (0..200_000).map(|index| format!("c{index}")).collect();
+        let wide: Vec<&str> = wide.iter().map(String::as_str).collect();
+        catalog.learn(&defines(&[("w", NodeKind::Table, &wide)]));
+        assert_eq!(catalog.columns["w"].len(), 200_000);
     }
 }
