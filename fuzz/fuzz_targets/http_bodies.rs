@@ -12,8 +12,10 @@
 //! Checked, besides "no panic" (libFuzzer aborts on any panic, even one the middleware would turn
 //! into a 500): no answer is a 5xx (the store is local and the chat provider is the extractive one,
 //! so no dependency can be down); every error has the contract's shape; a 200 has its route's shape:
-//! an ingestion result whose files failed only for reasons of their own, a chat answer, and an SSE
-//! stream of JSON frames from `start` to `done` without an `error` frame.
+//! an ingestion result whose files failed only for reasons of their own; a chat answer whose
+//! `graph_data`, like a lineage answer, has every edge between two of its nodes (and a lineage
+//! answer has its root among them); search results in score order; and an SSE stream of JSON frames
+//! from `start` to `done` without an `error` frame.
 
 #![no_main]
 
@@ -82,6 +84,28 @@ fuzz_target!(|data: &[u8]| {
         (_, path) if path.starts_with("/api/chat/") && path != "/api/chat/title" => {
             let answer = json(&route, &answer);
             assert!(answer["response"].is_string(), "{route}: no `response`: {answer}");
+            if !answer["graph_data"].is_null() {
+                check_subgraph(&route, &answer["graph_data"]);
+            }
+        }
+        (Shape::Segment, _) => {
+            let lineage = json(&route, &answer);
+            check_subgraph(&route, &lineage);
+            let root = lineage["root"]["id"].as_str().unwrap_or_else(|| panic!("{route}: no root id: {lineage}"));
+            assert!(
+                lineage["nodes"].as_array().is_some_and(|nodes| nodes.iter().any(|node| node["id"] == root)),
+                "{route}: the root {root} is not among the nodes"
+            );
+        }
+        (Shape::Query, _) => {
+            let found = json(&route, &answer);
+            let scores: Vec<f64> = found["results"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{route}: no `results`: {found}"))
+                .iter()
+                .map(|result| result["score"].as_f64().unwrap_or_else(|| panic!("{route}: a result without a numeric score: {result}")))
+                .collect();
+            assert!(scores.windows(2).all(|pair| pair[0] >= pair[1]), "{route}: results out of order: {scores:?}");
         }
         _ => {
             json(&route, &answer);
@@ -152,6 +176,20 @@ fn check_ingestion(route: &str, body: &[u8]) {
                 );
             }
             other => panic!("{route}: a file with status {other:?}: {result}"),
+        }
+    }
+}
+
+/// A subgraph in an answer (a lineage walk, a chat answer's `graph_data`): every edge joins two of
+/// its nodes, which the frontend draws it between.
+fn check_subgraph(route: &str, graph: &Value) {
+    let nodes = graph["nodes"].as_array().unwrap_or_else(|| panic!("{route}: no `nodes`: {graph}"));
+    let ids: std::collections::BTreeSet<&str> = nodes.iter().filter_map(|node| node["id"].as_str()).collect();
+    assert_eq!(ids.len(), nodes.len(), "{route}: nodes without an id, or twice: {graph}");
+    for edge in graph["edges"].as_array().unwrap_or_else(|| panic!("{route}: no `edges`: {graph}")) {
+        for end in ["source", "target"] {
+            let id = edge[end].as_str().unwrap_or_default();
+            assert!(ids.contains(id), "{route}: edge {} has its {end} {id:?} outside the nodes", edge["id"]);
         }
     }
 }
