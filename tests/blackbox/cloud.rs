@@ -76,7 +76,7 @@ impl Cloud {
 
     /// Connections registered in the table, as the admin function counts them.
     async fn registered(&self) -> u64 {
-        let stats: Value = reqwest::get(self.functions.url("/api/v1/stats")).await.unwrap().json().await.unwrap();
+        let stats: Value = self.functions.get_json(&self.functions.url("/api/v1/stats")).await;
         stats["activeConnections"].as_u64().unwrap()
     }
 }
@@ -181,8 +181,7 @@ async fn websocket_events_follow_the_same_rules_as_the_node() {
     bystander.send_json(json!({"type": "get_stats"})).await;
     assert_eq!(bystander.next_json().await["type"], "stats_update", "nothing reached the other client");
 
-    let connects: Value =
-        reqwest::get(cloud.functions.url("/api/v1/activity/recent?type=websocket_connect&limit=50")).await.unwrap().json().await.unwrap();
+    let connects: Value = cloud.functions.get_json(&cloud.functions.url("/api/v1/activity/recent?type=websocket_connect&limit=50")).await;
     let ids: BTreeSet<&str> = connects.as_array().unwrap().iter().filter_map(|item| item["metadata"]["connection_id"].as_str()).collect();
     assert!(ids.contains("c-1") && ids.contains("c-4"), "connections are recorded as activity: {ids:?}");
 }
@@ -265,8 +264,7 @@ async fn every_function_documents_the_whole_http_api() {
         paths(&node).into_iter().filter(|path| !path.contains("ws/dashboard") && !path.starts_with("/@connections")).collect();
     assert_eq!(expected.len(), 23);
     for function in ["tributary-admin", "tributary-activity", "tributary-chat", "tributary-ingest"] {
-        let url = format!("http://127.0.0.1:{}/lambda-url/{function}/openapi.json", cloud.functions.port);
-        let api: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let api = cloud.functions.get_json(&cloud.functions.url_on(function, "/openapi.json")).await;
         assert_eq!(paths(&api), expected, "{function}");
     }
 }

@@ -164,6 +164,27 @@ impl TestFunctions {
         }
     }
 
+    /// `GET`s a JSON document from `url` (on the functions), trying again when the emulator loses the
+    /// request (it never answers one that reaches a function being restarted before its first poll).
+    pub async fn get_json(&self, url: &str) -> Value {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+        let deadline = Instant::now() + PATIENCE * 6;
+        loop {
+            match client.get(url).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    assert!(status.is_success(), "GET {url} answered {status}: {body}\n{}", self.logs());
+                    return serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {url}: {error}: {body}"));
+                }
+                Err(error) => {
+                    assert!(Instant::now() < deadline, "GET {url} never answered ({error}):\n{}", self.logs());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     /// The URL of an HTTP path, on the function that serves it.
     pub fn url(&self, path: &str) -> String {
         self.url_on(function_for(path), path)
