@@ -8,10 +8,12 @@
 //! * [`ticker`]: the one task that sends `stats_update` to everyone and keeps connections honest;
 //! * [`lifecycle`]: graceful shutdown and restart (re-exec in place, or exit for a supervisor);
 //! * [`listener`]: binding the port, or adopting the one a previous generation handed over;
-//! * [`server`]: the HTTP server loop, with a deadline for request heads.
+//! * [`server`]: the HTTP server loop, with a deadline for request heads;
+//! * [`dashboard`]: the built-in dashboard page at `/`.
 
 pub mod cli;
 pub mod connections_api;
+pub mod dashboard;
 pub mod hub;
 pub mod lifecycle;
 pub mod listener;
@@ -36,9 +38,10 @@ use hub::Hub;
 use lifecycle::{Lifecycle, NodeRestarter};
 use ws::NodeContext;
 
-/// The node's routes: every core area, the WebSocket endpoints, and the local `@connections` API.
+/// The node's routes: every core area, the WebSocket endpoints, the local `@connections` API and
+/// the dashboard page.
 pub fn routes() -> OpenApiRouter<AppState> {
-    http::all_routes().merge(ws::router()).merge(connections_api::router())
+    http::all_routes().merge(ws::router()).merge(connections_api::router()).merge(dashboard::router())
 }
 
 /// Runs the node until it is told to stop; on restart in `exec` mode this call does not return.
