@@ -1,5 +1,5 @@
-# Installs the Python-distributed tools (scripts/requirements.txt) into .tools/venv, idempotently:
-# nothing is reinstalled while the requirements file is unchanged. Source it, then call ensure_tools.
+# The tools the tests need, installed idempotently: the Python-distributed ones (scripts/requirements.txt)
+# into .tools/venv (ensure_tools), and the browser-test ones (ensure_web_tools). Source it, then call them.
 
 TOOLS_DIR="${TOOLS_DIR:-$(pwd)/.tools}"
 VENV="$TOOLS_DIR/venv"
@@ -14,6 +14,25 @@ ensure_tools() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
     cp scripts/requirements.txt "$stamp"
+}
+
+# Installs what the browser tests and the TypeScript client's check need, idempotently: Debian's
+# Chromium (never a browser download) when /usr/bin/chromium is missing, and tests/web's npm packages
+# (playwright-core, openapi-typescript, openapi-fetch, typescript) from its lockfile.
+ensure_web_tools() {
+    if ! [[ -x /usr/bin/chromium ]]; then
+        echo "Installing Debian's chromium package (once)..." >&2
+        local sudo=""
+        [[ "$(id -u)" == 0 ]] || sudo="sudo"
+        export DEBIAN_FRONTEND=noninteractive
+        $sudo apt-get install -y --no-install-recommends chromium >/dev/null \
+            || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
+    fi
+    if ! cmp -s tests/web/package-lock.json tests/web/node_modules/.installed-lock.json; then
+        echo "Installing tests/web's npm packages (once)..." >&2
+        npm ci --prefix tests/web --no-audit --no-fund --silent
+        cp tests/web/package-lock.json tests/web/node_modules/.installed-lock.json
+    fi
 }
 
 # A free TCP port on loopback.

@@ -38,4 +38,5 @@ mod http_contract;
 mod lineage;
 mod outage;
 mod restart;
+mod web;
 mod websocket;

@@ -1,0 +1,230 @@
+// The built-in dashboard in a real browser: Debian's Chromium, headless, driven by playwright-core
+// (never a downloaded browser). tests/blackbox/browser.rs starts a node on a free port and runs this
+// file with `node --test`, once per store backend:
+//
+//   TRIBUTARY_URL          the node's base URL (required)
+//   TRIBUTARY_ADMIN_TOKEN  the node's admin token, typed into the restart dialog
+//   CHROMIUM               the browser (default /usr/bin/chromium)
+//   SCREENSHOTS            a folder to save the main states into (docs/screenshots for the README)
+//   BULK_TABLES            tables in each of the upload's 12 bulk files (default 150; the local
+//                          DynamoDB server, written in Python, takes a smaller upload)
+//
+// The scenarios run in order against one page, as a person would use it.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.TRIBUTARY_URL;
+const TOKEN = process.env.TRIBUTARY_ADMIN_TOKEN ?? "";
+const SCREENSHOTS = process.env.SCREENSHOTS;
+const BULK_TABLES = Number(process.env.BULK_TABLES ?? 150);
+if (!BASE) throw new Error("TRIBUTARY_URL is not set: run this through tests/blackbox/browser.rs");
+
+/** Flags that keep Chromium off the network (this machine has none) and fit running as root. */
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
+
+/** A small warehouse: raw tables, staging views over them, a reporting view over those. */
+const WAREHOUSE = `
+CREATE TABLE raw.customers (id INT PRIMARY KEY, name TEXT, region TEXT);
+CREATE TABLE raw.orders (id INT PRIMARY KEY, customer_id INT REFERENCES raw.customers(id), amount NUMERIC, ordered_at DATE);
+CREATE VIEW staging.orders AS SELECT o.id, o.customer_id, o.amount, o.ordered_at FROM raw.orders o WHERE o.amount > 0;
+CREATE VIEW staging.customers AS SELECT id, name, region FROM raw.customers;
+CREATE VIEW reporting.revenue AS
+  SELECT c.region, SUM(o.amount) AS revenue
+  FROM staging.orders o JOIN staging.customers c ON c.id = o.customer_id
+  GROUP BY c.region;
+`;
+
+/** Enough SQL that ingestion takes a moment, so its progress is seen. */
+function bulkFile(index) {
+  const statements = [];
+  for (let table = 0; table < BULK_TABLES; table += 1) {
+    const columns = Array.from({ length: 12 }, (_, column) => `c${column} INT`).join(", ");
+    statements.push(`CREATE TABLE bulk${index}.t${table} (${columns});`);
+    if (table > 0) statements.push(`CREATE VIEW bulk${index}.v${table} AS SELECT c0, c1 FROM bulk${index}.t${table - 1};`);
+  }
+  return { name: `bulk_${String(index).padStart(2, "0")}.sql`, mimeType: "text/plain", buffer: Buffer.from(statements.join("\n")) };
+}
+
+let browser;
+let page;
+/** Console errors and uncaught exceptions, as they happen. */
+const problems = [];
+
+async function screenshot(name, fullPage = true) {
+  if (!SCREENSHOTS) return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage, animations: "disabled" });
+}
+
+/** The tile's number, as the page shows it (digits only). */
+async function tile(stat) {
+  const text = await page.locator(`.tile[data-stat="${stat}"] .value`).textContent();
+  return Number(text.replace(/\D/g, ""));
+}
+
+/** Starts recording every value the attribute `attribute` of `selector` takes. */
+async function recordAttribute(selector, attribute, name) {
+  await page.evaluate(
+    ({ selector, attribute, name }) => {
+      const target = document.querySelector(selector);
+      const seen = [target.getAttribute(attribute)];
+      window[name] = seen;
+      new MutationObserver(() => seen.push(target.getAttribute(attribute))).observe(target, { attributes: true, attributeFilter: [attribute] });
+    },
+    { selector, attribute, name },
+  );
+}
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS, headless: true });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, colorScheme: "light" });
+  page = await context.newPage();
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => problems.push(`exception: ${error.message}`));
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+describe("the dashboard", () => {
+  test("loads with no console errors and goes live", async () => {
+    const response = await page.goto(BASE);
+    assert.equal(response.status(), 200);
+    assert.match(response.headers()["content-security-policy"], /script-src 'self'/);
+    await page.locator("#connection[data-state=live]").waitFor({ timeout: 10_000 });
+    // This page's own connection is counted (by the stats_update it asked for when it connected).
+    await page.waitForFunction(() => Number(document.querySelector('.tile[data-stat="activeConnections"] .value').textContent) >= 1);
+    // The feed holds the stored activity (at least this page's own requests).
+    await page.locator("#activity-feed li").first().waitFor();
+    assert.deepEqual(problems, []);
+  });
+
+  test("every control has a label and the page fits a phone", async () => {
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll("input, select, textarea, button")]
+        .filter((control) => !(control.labels?.length || control.getAttribute("aria-label") || control.textContent.trim()))
+        .map((control) => control.outerHTML),
+    );
+    assert.deepEqual(unlabelled, []);
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await phone.goto(BASE);
+    await phone.locator("#connection[data-state=live]").waitFor({ timeout: 10_000 });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+    if (SCREENSHOTS) await phone.screenshot({ path: join(SCREENSHOTS, "dashboard-phone.png"), animations: "disabled" });
+    await phone.close();
+  });
+
+  test("an upload shows its progress and the tiles change", async () => {
+    const nodesBefore = await tile("totalNodes");
+    const filesBefore = await tile("filesProcessed");
+    await recordAttribute("#upload-bar", "data-phase", "uploadPhases");
+    const files = [{ name: "warehouse.sql", mimeType: "text/plain", buffer: Buffer.from(WAREHOUSE) }];
+    for (let index = 1; index <= 12; index += 1) files.push(bulkFile(index));
+    await page.locator("#upload-files").setInputFiles(files);
+    await page.locator("#upload-status").filter({ hasText: "file(s) ingested" }).waitFor({ timeout: 60_000 });
+    assert.equal(await page.locator("#upload-bar").evaluate((bar) => bar.value), 100);
+    const phases = await page.evaluate(() => window.uploadPhases);
+    // The bar followed the server's ingestion_progress events (parsing, then storing, though the
+    // answer may overtake the last of those), then finished.
+    assert.ok(phases.includes("parsing"), `phases seen: ${phases}`);
+    assert.equal(phases.at(-1), "done");
+    assert.equal(await page.locator("#upload-results li").count(), 13);
+    // The next stats_update carries the new graph.
+    await page.waitForFunction(([nodes, filesCount]) => {
+      const read = (stat) => Number(document.querySelector(`.tile[data-stat="${stat}"] .value`).textContent.replace(/\D/g, ""));
+      return read("totalNodes") > nodes && read("filesProcessed") >= filesCount + 13;
+    }, [nodesBefore, filesBefore], { timeout: 15_000 });
+    await page.locator("#activity-feed li", { hasText: "Ingested 13 file(s)" }).waitFor();
+  });
+
+  test("the lineage of an object is drawn and its nodes lead on", async () => {
+    await page.locator("#lineage-node").fill("staging.orders");
+    await page.locator("#lineage-form button[type=submit]").click();
+    const root = page.locator('#lineage-graph .node.root[data-node="staging.orders"]');
+    await root.waitFor();
+    // Upstream: raw.orders; downstream: reporting.revenue.
+    await page.locator('#lineage-graph .node[data-node="raw.orders"]').waitFor();
+    await page.locator('#lineage-graph .node[data-node="reporting.revenue"]').waitFor();
+    assert.ok((await page.locator("#lineage-graph path.edge").count()) >= 2);
+    // The keyboard follows a node: focus it and press Enter.
+    await page.locator('#lineage-graph .node[data-node="reporting.revenue"]').focus();
+    await page.keyboard.press("Enter");
+    await page.locator('#lineage-graph .node.root[data-node="reporting.revenue"]').waitFor();
+    await page.locator('#lineage-graph .node[data-node="staging.customers"]').waitFor();
+    assert.match(await page.locator("#lineage-status").textContent(), /reads from \d+ and is read by 0/);
+  });
+
+  test("a chat question gets a streamed answer with sources", async () => {
+    await page.locator('input[name=mode][value=deep]').check();
+    await page.evaluate(() => {
+      // Every text the answer shows while it streams.
+      window.streamed = [];
+      new MutationObserver((records) => {
+        for (const record of records) {
+          const streaming = record.target.closest?.(".message.assistant.streaming");
+          if (streaming) window.streamed.push(streaming.querySelector(".answer").textContent);
+        }
+      }).observe(document.getElementById("chat-log"), { childList: true, subtree: true, characterData: true });
+    });
+    const answered = page.waitForResponse((response) => response.url().endsWith("/api/chat/deep/stream"));
+    await page.locator("#chat-query").fill("Where does staging.orders get its data from?");
+    await page.locator("#chat-query").press("Enter");
+    const response = await answered;
+    assert.match(response.headers()["content-type"], /text\/event-stream/);
+    const frames = (await response.text()).split("\n").filter((line) => line.startsWith("data:")).map((line) => JSON.parse(line.slice(5)));
+    assert.equal(frames[0].type, "start");
+    assert.ok(frames.filter((frame) => frame.type === "delta").length > 1, "the answer came in pieces");
+    assert.equal(frames.at(-1).type, "done");
+
+    const answer = page.locator(".message.assistant").last();
+    await answer.locator(".sources li").first().waitFor({ state: "attached" });
+    assert.ok(await answer.locator('.sources li[data-source="node"]').count() >= 1);
+    assert.match(await answer.locator(".meta").last().textContent(), /deep · extractive · \d+ ms/);
+    assert.match(await answer.locator(".answer").textContent(), /staging\.orders/);
+    assert.ok((await page.evaluate(() => window.streamed.filter((text) => text.length > 0).length)) >= 1, "text was shown before the answer was done");
+    await page.locator("#activity-feed li", { hasText: "Answered a deep question" }).waitFor();
+    await screenshot("dashboard");
+    // A node among the sources opens in the lineage view (which showed reporting.revenue).
+    await answer.locator("details").evaluate((details) => {
+      details.open = true;
+    });
+    await answer.locator('.sources li[data-source="node"] button', { hasText: "staging.orders" }).first().click();
+    await page.locator('#lineage-graph .node.root[data-node="staging.orders"]').waitFor();
+  });
+
+  test("after a restart the badge goes offline and comes back live by itself", async () => {
+    assert.deepEqual(problems, [], "no errors before the restart");
+    await recordAttribute("#connection", "data-state", "linkStates");
+    await page.locator("#restart-open").click();
+    await page.locator("#restart-token").fill(TOKEN);
+    await screenshot("dashboard-restart", false);
+    await page.locator("#restart-confirm").click();
+    await page.locator("#restart-dialog").waitFor({ state: "hidden" });
+    await page.locator("#connection[data-state=offline]").waitFor({ timeout: 10_000 });
+    await page.locator("#connection[data-state=live]").waitFor({ timeout: 20_000 });
+    const states = await page.evaluate(() => window.linkStates);
+    const offline = states.indexOf("offline");
+    assert.ok(offline > 0 && states.indexOf("live", offline) > offline, `states: ${states}`);
+    await page.locator("#activity-feed li", { hasText: "restarting" }).first().waitFor();
+    // While the node was away the browser logged refused connections; nothing else went wrong.
+    const unexpected = problems.filter((problem) => !/ERR_CONNECTION_REFUSED|WebSocket connection to .* failed|Failed to load resource/.test(problem));
+    assert.deepEqual(unexpected, []);
+  });
+});
