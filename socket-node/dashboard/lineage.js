@@ -146,19 +146,24 @@ export class LineageView {
    * @param {boolean} root
    */
   nodeBox(node, at, root) {
+    const shown = node.id.length > FITS ? `${node.id.slice(0, FITS - 1)}…` : node.id;
+    // The name is what the box shows (so speech and sight agree); the full id and the file are
+    // its description (the <title> below).
     const group = element("g", {
       class: root ? "node root" : "node",
       transform: `translate(${at.x},${at.y})`,
       tabindex: 0,
       role: "button",
-      "aria-label": `${node.id}, ${node.kind}${root ? ", selected" : ". Show its lineage"}`,
+      "aria-label": `${shown} ${node.kind}`,
       "data-node": node.id,
     });
+    if (root) group.setAttribute("aria-current", "true");
     const box = element("rect", { width: BOX_WIDTH, height: BOX_HEIGHT, rx: 6 });
     const name = element("text", { x: 10, y: 18 });
-    name.textContent = node.id.length > FITS ? `${node.id.slice(0, FITS - 1)}…` : node.id;
+    name.textContent = shown;
     const kind = element("text", { x: 10, y: 34, class: "kind" });
-    kind.textContent = node.kind;
+    // The leading space keeps the two words apart in the text read out of the box (not drawn).
+    kind.textContent = ` ${node.kind}`;
     const title = element("title", {});
     title.textContent = node.file ? `${node.id} (${node.kind}), ${node.file}${node.line ? `:${node.line}` : ""}` : `${node.id} (${node.kind})`;
     group.append(box, name, kind, title);

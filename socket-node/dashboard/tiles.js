@@ -46,7 +46,7 @@ export class StatTiles {
       ...Object.entries(stats.nodeTypes)
         .sort(([, a], [, b]) => Number(b) - Number(a))
         .map(([kind, count]) => {
-          const chip = document.createElement("span");
+          const chip = document.createElement("li");
           chip.textContent = `${kind} ${numbers.format(Number(count))}`;
           return chip;
         }),

@@ -14,6 +14,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -56,6 +57,19 @@ function bulkFile(index) {
     if (table > 0) statements.push(`CREATE VIEW bulk${index}.v${table} AS SELECT c0, c1 FROM bulk${index}.t${table - 1};`);
   }
   return { name: `bulk_${String(index).padStart(2, "0")}.sql`, mimeType: "text/plain", buffer: Buffer.from(statements.join("\n")) };
+}
+
+/** axe-core, the accessibility rules engine, injected into pages under test. */
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+/**
+ * The WCAG 2 A and AA violations axe-core finds on `target` (labels, names, contrast, ARIA, ...).
+ * The page's policy forbids injected scripts, so the context that runs this bypasses it.
+ */
+async function accessibilityViolations(target) {
+  await target.addScriptTag({ path: AXE });
+  const results = await target.evaluate(() => window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }));
+  return results.violations.map((violation) => `${violation.id}: ${violation.help} (${violation.nodes.map((node) => node.target.join(" ")).join(", ")})`);
 }
 
 let browser;
@@ -113,22 +127,6 @@ describe("the dashboard", () => {
     // The feed holds the stored activity (at least this page's own requests).
     await page.locator("#activity-feed li").first().waitFor();
     assert.deepEqual(problems, []);
-  });
-
-  test("every control has a label and the page fits a phone", async () => {
-    const unlabelled = await page.evaluate(() =>
-      [...document.querySelectorAll("input, select, textarea, button")]
-        .filter((control) => !(control.labels?.length || control.getAttribute("aria-label") || control.textContent.trim()))
-        .map((control) => control.outerHTML),
-    );
-    assert.deepEqual(unlabelled, []);
-    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-    await phone.goto(BASE);
-    await phone.locator("#connection[data-state=live]").waitFor({ timeout: 10_000 });
-    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
-    if (SCREENSHOTS) await phone.screenshot({ path: join(SCREENSHOTS, "dashboard-phone.png"), animations: "disabled" });
-    await phone.close();
   });
 
   test("an upload shows its progress and the tiles change", async () => {
@@ -207,6 +205,39 @@ describe("the dashboard", () => {
     });
     await answer.locator('.sources li[data-source="node"] button', { hasText: "staging.orders" }).first().click();
     await page.locator('#lineage-graph .node.root[data-node="staging.orders"]').waitFor();
+  });
+
+  test("meets WCAG 2.1 AA in both colour schemes, filled in, and fits a phone", async () => {
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll("input, select, textarea, button")]
+        .filter((control) => !(control.labels?.length || control.getAttribute("aria-label") || control.textContent.trim()))
+        .map((control) => control.outerHTML),
+    );
+    assert.deepEqual(unlabelled, []);
+    for (const colorScheme of ["light", "dark"]) {
+      const context = await browser.newContext({ colorScheme, bypassCSP: true, reducedMotion: "reduce" });
+      const checked = await context.newPage();
+      await checked.goto(BASE);
+      await checked.locator("#connection[data-state=live]").waitFor({ timeout: 10_000 });
+      await checked.locator("#activity-feed li").first().waitFor();
+      // With content in every part: a drawn graph and an answer with its sources.
+      await checked.locator("#lineage-node").fill("staging.orders");
+      await checked.locator("#lineage-form button[type=submit]").click();
+      await checked.locator('#lineage-graph .node.root[data-node="staging.orders"]').waitFor();
+      await checked.locator("input[name=mode][value=graph]").check();
+      await checked.locator("#chat-query").fill("What reads from staging.orders?");
+      await checked.locator("#chat-query").press("Enter");
+      await checked.locator(".message.assistant .sources li").first().waitFor({ state: "attached" });
+      assert.deepEqual(await accessibilityViolations(checked), [], `${colorScheme} scheme`);
+      await context.close();
+    }
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await phone.goto(BASE);
+    await phone.locator("#connection[data-state=live]").waitFor({ timeout: 10_000 });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+    if (SCREENSHOTS) await phone.screenshot({ path: join(SCREENSHOTS, "dashboard-phone.png"), animations: "disabled" });
+    await phone.close();
   });
 
   test("after a restart the badge goes offline and comes back live by itself", async () => {
