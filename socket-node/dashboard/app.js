@@ -58,7 +58,8 @@ new ChatPanel(
   },
   (node) => {
     lineage.show(node);
-    byId("lineage").scrollIntoView({ behavior: "smooth", block: "start" });
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    byId("lineage").scrollIntoView({ behavior: still ? "auto" : "smooth", block: "start" });
   },
 );
 wireRestart(
@@ -112,5 +113,5 @@ async function load() {
   }
 }
 
-live.start();
-load();
+// History first, then live: the live lines land above it, and no older answer overwrites newer stats.
+load().then(() => live.start());

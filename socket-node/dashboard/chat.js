@@ -29,7 +29,7 @@ export class ChatPanel {
       this.ask(parts.query.value.trim());
     });
     parts.query.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey) {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         parts.form.requestSubmit();
       }

@@ -18,9 +18,10 @@ export class ActivityFeed {
   /** Fills the feed from the store. */
   async load() {
     /** @type {ActivityItem[]} */
-    const items = await getJson("/api/v1/activity/recent?limit=25");
-    // Oldest first, so each lands on top of the one before.
-    for (const item of items.slice().reverse()) {
+    const items = await getJson("/api/v1/activity/recent?limit=100");
+    // Oldest first, so each lands on top of the one before. Requests for this page's own files
+    // are activity too, but not news.
+    for (const item of items.filter((item) => !isPageFile(item)).slice(0, 25).reverse()) {
       this.add(item.timestamp, item.message, item.type.replaceAll("_", " "), item.status === "error");
     }
   }
@@ -56,6 +57,14 @@ export class ActivityFeed {
     this.list.prepend(item);
     while (this.list.children.length > LONGEST) this.list.lastElementChild?.remove();
   }
+}
+
+/**
+ * Whether `item` is a request for the dashboard page or one of its files.
+ * @param {ActivityItem} item
+ */
+function isPageFile(item) {
+  return item.event_type === "http_request" && item.method === "GET" && (item.endpoint === "/" || item.endpoint === "/dashboard/{file}");
 }
 
 /**

@@ -13,6 +13,10 @@ const FIRST_RETRY_MS = 500;
 const LONGEST_RETRY_MS = 15_000;
 /** A ping this often; no message at all for two of these means the link is dead. */
 const PING_EVERY_MS = 20_000;
+/** How long opening may take, up to the server's `connection_ack`. */
+const OPEN_TIMEOUT_MS = 10_000;
+/** A connection that lasted this long was a success: the next failure starts the backoff afresh. */
+const STABLE_AFTER_MS = 30_000;
 
 export class LiveConnection extends EventTarget {
   constructor() {
@@ -29,8 +33,12 @@ export class LiveConnection extends EventTarget {
     this.retryTimer = undefined;
     /** @type {ReturnType<typeof setInterval> | undefined} */
     this.pingTimer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.openTimer = undefined;
     /** @type {number | undefined} */
     this.nextAttemptAt = undefined;
+    /** When the current connection was acknowledged. */
+    this.liveSince = 0;
   }
 
   /** Starts connecting; from then on the connection looks after itself. */
@@ -81,6 +89,27 @@ export class LiveConnection extends EventTarget {
     socket.addEventListener("message", (event) => this.receive(event));
     socket.addEventListener("close", (event) => this.closed(socket, event));
     // `error` is always followed by `close`, which does the work.
+    clearTimeout(this.openTimer);
+    this.openTimer = setTimeout(() => this.abandon(socket), OPEN_TIMEOUT_MS);
+  }
+
+  /**
+   * Gives up on `socket` (it never opened, or it went silent) and retries at once on the backoff:
+   * a dead link may take minutes to report its close, and until then the badge would say live.
+   * @param {WebSocket} socket
+   */
+  abandon(socket) {
+    if (socket !== this.socket) return;
+    this.socket = null;
+    this.stopTimers();
+    socket.close(4000, "no answer");
+    this.dispatchEvent(new CustomEvent("closed", { detail: { code: 4000, reason: "no answer" } }));
+    this.scheduleRetry();
+  }
+
+  stopTimers() {
+    clearInterval(this.pingTimer);
+    clearTimeout(this.openTimer);
   }
 
   /** @param {MessageEvent} event */
@@ -94,7 +123,8 @@ export class LiveConnection extends EventTarget {
       return;
     }
     if (message.type === "connection_ack") {
-      this.failures = 0;
+      clearTimeout(this.openTimer);
+      this.liveSince = Date.now();
       this.retryHintMs = 0;
       this.setState("live");
       this.keepAlive();
@@ -112,7 +142,11 @@ export class LiveConnection extends EventTarget {
   closed(socket, event) {
     if (socket !== this.socket) return;
     this.socket = null;
-    clearInterval(this.pingTimer);
+    this.stopTimers();
+    // A server that accepts and soon closes (too slow, or full: 1008, 1013) keeps the backoff
+    // growing; only a connection that lasted resets it.
+    if (this.liveSince && Date.now() - this.liveSince >= STABLE_AFTER_MS) this.failures = 0;
+    this.liveSince = 0;
     this.dispatchEvent(new CustomEvent("closed", { detail: { code: event.code, reason: event.reason } }));
     this.scheduleRetry();
   }
@@ -120,7 +154,7 @@ export class LiveConnection extends EventTarget {
   scheduleRetry() {
     const backoff = Math.min(LONGEST_RETRY_MS, FIRST_RETRY_MS * 2 ** this.failures);
     // Jitter spreads the reconnects of many dashboards after one restart.
-    const wait = this.retryHintMs > 0 ? this.retryHintMs : backoff / 2 + Math.random() * (backoff / 2);
+    const wait = this.retryHintMs > 0 ? this.retryHintMs * (1 + Math.random() / 2) : backoff / 2 + Math.random() * (backoff / 2);
     this.retryHintMs = 0;
     this.failures += 1;
     this.nextAttemptAt = Date.now() + wait;
@@ -132,9 +166,9 @@ export class LiveConnection extends EventTarget {
   keepAlive() {
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => {
-      if (Date.now() - this.lastHeard > 2 * PING_EVERY_MS) {
-        // Half-open: nothing arrives, not even pongs. Close and start again.
-        this.socket?.close(4000, "no answer");
+      if (this.socket && Date.now() - this.lastHeard > 2 * PING_EVERY_MS) {
+        // Half-open: nothing arrives, not even pongs.
+        this.abandon(this.socket);
         return;
       }
       this.send({ type: "ping" });

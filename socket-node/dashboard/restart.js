@@ -16,6 +16,13 @@ export function wireRestart(parts, notify) {
     parts.dialog.showModal();
     parts.token.focus();
   });
+  // Enter in the token field means Restart (the form's first button is Cancel).
+  parts.token.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.isComposing) {
+      event.preventDefault();
+      parts.form.requestSubmit(parts.confirm);
+    }
+  });
   parts.form.addEventListener("submit", async (event) => {
     const submitter = /** @type {SubmitEvent} */ (event).submitter;
     if (!(submitter instanceof HTMLButtonElement) || submitter.value !== "restart") return;

@@ -28,7 +28,8 @@ export class StatTiles {
       const element = /** @type {HTMLElement} */ (tile);
       const key = /** @type {keyof DashboardStats} */ (element.dataset.stat);
       const value = Number(stats[key]);
-      const output = /** @type {HTMLOutputElement} */ (element.querySelector(".value"));
+      // Not a live region: six numbers changing every few seconds would drown a screen reader.
+      const output = /** @type {HTMLElement} */ (element.querySelector(".value"));
       const text = numbers.format(value);
       if (output.textContent !== text) {
         output.textContent = text;

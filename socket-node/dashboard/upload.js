@@ -93,7 +93,13 @@ export class UploadArea {
       return;
     }
     /** @type {IngestionResult} */
-    const result = await response.json();
+    let result;
+    try {
+      result = await response.json();
+    } catch {
+      this.failed("The server's answer was not the expected JSON.");
+      return;
+    }
     this.settle();
     this.setProgress("done", 100, "Done");
     const skipped = result.files_skipped_duplicate ? `, ${result.files_skipped_duplicate} already known` : "";
