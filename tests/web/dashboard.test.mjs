@@ -134,6 +134,28 @@ describe("the dashboard", () => {
     assert.deepEqual(problems, []);
   });
 
+  test("files dropped on the upload area are ingested, and a refused one says why", async () => {
+    /** Drops files (name → content) on the area, as a person drags them from their desktop. */
+    const drop = (files) =>
+      page.locator("#drop-zone").evaluate((zone, files) => {
+        const transfer = new DataTransfer();
+        for (const [name, content] of Object.entries(files)) transfer.items.add(new File([content], name, { type: "text/plain" }));
+        zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      }, files);
+    await drop({ "dropped.sql": "CREATE TABLE dropped.items (id INT, label TEXT);" });
+    await page.locator("#upload-results li", { hasText: "dropped.sql: processed" }).waitFor();
+    assert.equal(await page.locator("#upload-results li").count(), 1);
+    // An empty file refuses the whole upload (a 4xx in the contract's shape), and the page says so.
+    await drop({ "empty.sql": "" });
+    await page.locator("#upload-bar[data-phase=failed]").waitFor();
+    assert.match(await page.locator("#upload-status").textContent(), /empty.*\(request [0-9a-f-]+\)/i);
+    // Chromium logs every 4xx answer to the console; this one was asked for.
+    const refused = problems.findIndex((problem) => problem.includes("status of 422"));
+    assert.ok(refused >= 0, `console: ${problems}`);
+    problems.splice(refused, 1);
+  });
+
   test("an upload shows its progress and the tiles change", async () => {
     const nodesBefore = await tile("totalNodes");
     const filesBefore = await tile("filesProcessed");
