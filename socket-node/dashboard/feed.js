@@ -24,6 +24,8 @@ export class ActivityFeed {
     for (const item of items.filter((item) => !isPageFile(item)).slice(0, 25).reverse()) {
       this.add(item.timestamp, item.message, item.type.replaceAll("_", " "), item.status === "error");
     }
+    // Marks the history as in (what a test waits for; a fresh store may have none yet).
+    this.list.dataset.loaded = "true";
   }
 
   /**
