@@ -212,6 +212,7 @@ fn kind_name(kind: NodeKind) -> &'static str {
         NodeKind::Column => "column",
         NodeKind::FunctionOrProcedure => "function or procedure",
         NodeKind::External => "external object",
+        NodeKind::Query => "query",
     }
 }
 

@@ -550,11 +550,16 @@ async fn load_catalog(state: &AppState, project: &str, files: &[(&str, &ParsedFi
                 match reference {
                     Ref::Object(name) | Ref::Column(name, _) => note(name),
                     Ref::AmbiguousColumn(names, _) => names.iter().for_each(&mut note),
+                    Ref::Query(_) => {}
                 }
             }
         }
         for wildcard in &parsed.facts.wildcards {
             note(&wildcard.source);
+        }
+        for positional in &parsed.facts.positional {
+            note(&positional.target);
+            positional.outputs.iter().filter_map(|output| output.wildcard.as_ref()).for_each(&mut note);
         }
     }
     if referenced.is_empty() {

@@ -2,25 +2,35 @@
 //! happens later, in [`super::resolve`], once every file of an ingestion is known).
 //!
 //! Table-level sources are every relation a statement's query reads, wherever it sits (joins,
-//! subqueries, CTE bodies, set operations), minus the CTE names themselves and table functions.
-//! Column-level lineage follows the projection: each output column is traced through aliases,
-//! derived tables and CTEs to the source columns its expression uses. An unqualified column over
-//! several sources stays ambiguous until the catalog of known columns settles it.
+//! subqueries, CTE bodies, set operations), minus the CTE names themselves; a table function is a
+//! call, not a source. Column-level lineage follows the projection: each output column is traced
+//! through aliases, derived tables, CTEs and scalar subqueries to the source columns its expression
+//! uses, and keeps the expression's text. An unqualified column over several sources stays ambiguous
+//! until the catalog of known columns settles it.
+//!
+//! What a script only passes through (temporary tables, table variables, tables it creates and
+//! drops again, a trigger's `inserted`/`NEW` rows) is named as a *transient* while a file is read;
+//! [`Facts::finish`] replaces each by what filled it, so the graph links the real tables on both
+//! ends. Renames later in a script apply to what came before them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use sqlparser::ast::{
-    AlterTableOperation, ColumnOption, CreateTable, CreateView, Expr, ForeignKeyConstraint, Insert, ObjectName, ObjectNamePart, Query,
-    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableConstraint, TableFactor, TableObject, TableWithJoins,
-    Visit, Visitor,
+    AlterTableOperation, AssignmentTarget, ColumnOption, CopySource, CopyTarget, CreateTable, CreateTableLikeKind, CreateView, Expr,
+    ForeignKeyConstraint, FromTable, Insert, MergeAction, MergeInsertKind, MergeUpdateKind, ObjectName, ObjectNamePart, ObjectType, Parens,
+    Query, RenameTableNameKind, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableConstraint, TableFactor,
+    TableObject, TableWithJoins, UpdateTableFromKind, Visit, Visitor,
 };
 
 use super::model::{EdgeKind, NodeKind};
 
 /// Bytes kept of one part of a name.
 const MAX_PART_BYTES: usize = 128;
+
+/// Bytes kept of a derived column's expression.
+pub const EXPRESSION_BYTES: usize = 1024;
 
 /// One part of a name as ids may hold it: no `|` or `#` (edge and column ids are built with them),
 /// and at most [`MAX_PART_BYTES`] bytes (SQL engines cap identifiers at 63 to 128 characters; a
@@ -31,6 +41,17 @@ pub fn clean_part(part: &str) -> String {
         end -= 1;
     }
     part[..end].replace(['|', '#'], "_")
+}
+
+/// Schemas of the engines' own catalogs: reading them (`IF EXISTS (SELECT … FROM sys.tables …)`) is
+/// housekeeping, not lineage.
+const SYSTEM_SCHEMAS: &[&str] = &["sys", "information_schema", "pg_catalog", "mysql", "performance_schema"];
+
+/// Namespaces of engines' built-in functions (`SAFE.PARSE_DATE`, `NET.HOST`): never the project's.
+const FUNCTION_NAMESPACES: &[&str] = &["safe", "net", "keys", "aead", "hll_count", "kll_quantiles", "snowflake", "dbms_output", "json"];
+
+fn is_builtin_namespace(name: &Name) -> bool {
+    name.key.split_once('.').is_some_and(|(namespace, _)| FUNCTION_NAMESPACES.contains(&namespace))
 }
 
 /// An object name: its normalized key (lowercase, unquoted, dot-joined) and how it was written.
@@ -59,16 +80,49 @@ impl Name {
         let parts = &parts[parts.len().saturating_sub(super::limits::MAX_NAME_PARTS)..];
         let written: Vec<String> = parts.iter().map(|part| clean_part(part)).collect();
         let written = match parts.last() {
-            // T-SQL temporary tables (`#staging`) live in their own namespace.
-            Some(last) if last.starts_with('#') && parts.len() == 1 => format!("temp.{}", clean_part(last.trim_start_matches('#'))),
+            // T-SQL temporary tables (`#staging`, `tempdb..#staging`) and table variables (`@t`)
+            // are session-local: one name, whatever qualifies it.
+            Some(last) if last.starts_with(['#', '@']) => last.replace(['|'], "_"),
             _ => written.join("."),
         };
         Name { key: written.to_lowercase(), written }
     }
 
+    /// A transient of this file under `label` (see [`Facts::finish`]).
+    pub fn transient(label: &str) -> Name {
+        Name { key: format!("#{label}").to_lowercase(), written: format!("#{label}") }
+    }
+
     /// The last part, lowercase (a table's own name without its schema).
     pub fn base(&self) -> &str {
         self.key.rsplit('.').next().unwrap_or(&self.key)
+    }
+
+    /// A temporary table, a table variable or another transient of the script.
+    pub fn is_transient(&self) -> bool {
+        self.key.starts_with(['#', '@'])
+    }
+
+    /// An object of an engine's own catalog.
+    pub fn is_system(&self) -> bool {
+        self.key.split_once('.').is_some_and(|(schema, _)| SYSTEM_SCHEMAS.contains(&schema))
+            || self.key.starts_with("sys.")
+            || self.key.starts_with("pg_catalog.")
+    }
+
+    /// Whether the name is qualified (`schema.name`).
+    pub fn is_qualified(&self) -> bool {
+        self.key.contains('.')
+    }
+
+    /// A file or URI read or written by a statement (`COPY t FROM 's3://…'`).
+    pub fn path(location: &str) -> Name {
+        let cleaned = format!("path:{}", location.replace(['|', '#'], "_"));
+        Name { key: cleaned.to_lowercase(), written: cleaned }
+    }
+
+    pub fn is_path(&self) -> bool {
+        self.key.starts_with("path:")
     }
 }
 
@@ -80,6 +134,18 @@ pub enum Ref {
     Column(Name, String),
     /// A column of one of these objects; the catalog decides which.
     AmbiguousColumn(Vec<Name>, String),
+    /// The standalone query of this file that starts on this line (a report, an extract).
+    Query(u32),
+}
+
+impl Ref {
+    /// The object this reference belongs to, if one.
+    pub fn object(&self) -> Option<&Name> {
+        match self {
+            Ref::Object(name) | Ref::Column(name, _) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// An object a statement defines.
@@ -92,6 +158,8 @@ pub struct ObjectFact {
     pub columns: Vec<(String, Option<String>)>,
     /// The defining statement (abridged later).
     pub definition: String,
+    /// Read by [`super::recover`] rather than the parser.
+    pub recovered: bool,
 }
 
 /// A relation between two things.
@@ -103,13 +171,15 @@ pub struct LinkFact {
     pub line: u32,
     /// The procedure or function whose body this came from.
     pub via: Option<Name>,
+    pub recovered: bool,
 }
 
-/// A routine calling another. `certain` for `EXEC`/`CALL`; a function used in an expression is kept
-/// only if it resolves to a routine the project defines (so built-ins never become nodes).
+/// A call. `certain` for `EXEC`/`CALL` and schema-qualified functions; an unqualified function used
+/// in an expression is kept only if it resolves to a routine the project defines (so built-ins never
+/// become nodes). The caller is a routine, a view or table computed with it, or a query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallFact {
-    pub caller: Name,
+    pub caller: Ref,
     pub callee: Name,
     pub line: u32,
     pub certain: bool,
@@ -122,6 +192,64 @@ pub struct WildcardFact {
     pub target: Name,
     pub source: Name,
     pub line: u32,
+    pub via: Option<Name>,
+}
+
+/// A standalone query of the file: its line and text (its reads are links from [`Ref::Query`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryFact {
+    pub line: u32,
+    pub kind: String,
+    pub text: String,
+    pub recovered: bool,
+}
+
+/// A table written with nothing read (`INSERT … VALUES`, `UPDATE … SET x = 1`): still a table the
+/// script writes, so it gets a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteFact {
+    pub target: Name,
+    pub line: u32,
+}
+
+/// An `INSERT` without a column list: its outputs fill the target's columns by position, once the
+/// catalog says which columns the target has (by their own names when it does not know).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionalFact {
+    pub target: Name,
+    pub outputs: Vec<OutputColumn>,
+    pub line: u32,
+    pub via: Option<Name>,
+    pub recovered: bool,
+}
+
+/// The expression that computes a column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpressionFact {
+    pub object: Name,
+    pub column: String,
+    pub text: String,
+}
+
+/// How many facts of each kind existed at a point of the file, so that an event (a rename, a drop)
+/// applies to the facts before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Marks {
+    objects: usize,
+    links: usize,
+    calls: usize,
+    wildcards: usize,
+    writes: usize,
+    positional: usize,
+    expressions: usize,
+}
+
+/// A later statement renaming (or, with `to: None`, dropping) an object of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenameFact {
+    pub from: Name,
+    pub to: Option<Name>,
+    pub marks: Marks,
 }
 
 /// Everything extracted from a file.
@@ -131,34 +259,178 @@ pub struct Facts {
     pub links: Vec<LinkFact>,
     pub calls: Vec<CallFact>,
     pub wildcards: Vec<WildcardFact>,
+    pub queries: Vec<QueryFact>,
+    pub writes: Vec<WriteFact>,
+    pub positional: Vec<PositionalFact>,
+    pub expressions: Vec<ExpressionFact>,
+    pub renames: Vec<RenameFact>,
+    /// Names the file creates as temporary (`CREATE TEMP TABLE x`): transients like `#x`.
+    pub temporaries: BTreeSet<String>,
+}
+
+impl Facts {
+    /// Where the file is now, for an event that applies to what came before.
+    pub fn marks(&self) -> Marks {
+        Marks {
+            objects: self.objects.len(),
+            links: self.links.len(),
+            calls: self.calls.len(),
+            wildcards: self.wildcards.len(),
+            writes: self.writes.len(),
+            positional: self.positional.len(),
+            expressions: self.expressions.len(),
+        }
+    }
+
+    /// Renames the names `rename` maps, in the facts recorded since `since`.
+    pub fn rename_since(&mut self, since: Marks, rename: impl Fn(&Name) -> Option<Name>) {
+        let until = self.marks();
+        self.rename_between(since, until, rename);
+    }
+
+    /// Renames the names `rename` maps, in the facts recorded between `since` and `until`.
+    fn rename_between(&mut self, since: Marks, until: Marks, rename: impl Fn(&Name) -> Option<Name>) {
+        let rename_ref = |reference: &mut Ref| match reference {
+            Ref::Object(name) | Ref::Column(name, _) => {
+                if let Some(new) = rename(name) {
+                    *name = new;
+                }
+            }
+            Ref::AmbiguousColumn(names, _) => {
+                for name in names {
+                    if let Some(new) = rename(name) {
+                        *name = new;
+                    }
+                }
+            }
+            Ref::Query(_) => {}
+        };
+        let rename_name = |name: &mut Name| {
+            if let Some(new) = rename(name) {
+                *name = new;
+            }
+        };
+        for object in &mut self.objects[since.objects..until.objects] {
+            rename_name(&mut object.name);
+        }
+        for link in &mut self.links[since.links..until.links] {
+            rename_ref(&mut link.source);
+            rename_ref(&mut link.target);
+        }
+        for call in &mut self.calls[since.calls..until.calls] {
+            rename_ref(&mut call.caller);
+        }
+        for wildcard in &mut self.wildcards[since.wildcards..until.wildcards] {
+            rename_name(&mut wildcard.target);
+            rename_name(&mut wildcard.source);
+        }
+        for write in &mut self.writes[since.writes..until.writes] {
+            rename_name(&mut write.target);
+        }
+        for positional in &mut self.positional[since.positional..until.positional] {
+            rename_name(&mut positional.target);
+            for output in &mut positional.outputs {
+                output.sources.iter_mut().for_each(rename_ref);
+                if let Some(wildcard) = &mut output.wildcard {
+                    rename_name(wildcard);
+                }
+            }
+        }
+        for expression in &mut self.expressions[since.expressions..until.expressions] {
+            rename_name(&mut expression.object);
+        }
+    }
+
+    /// Settles the file once every statement is read: applies renames and drops to what came before
+    /// them, then replaces every transient by what filled it (see [`super::transient`]).
+    pub fn finish(&mut self) {
+        self.apply_renames();
+        super::transient::settle(self);
+    }
+
+    /// Each rename applies to the facts before it, in the order the script made them; a drop makes
+    /// an object the script created before it a transient. One pass from the last fact to the first,
+    /// composing the renames met on the way, so many renames cost no more than one.
+    fn apply_renames(&mut self) {
+        if self.renames.is_empty() {
+            return;
+        }
+        let renames = std::mem::take(&mut self.renames);
+        // Where each object is first created: a drop only turns into a work table what the script
+        // created before it (`DROP TABLE IF EXISTS t; CREATE TABLE t …` drops nothing of the file's).
+        let mut created: HashMap<&str, usize> = HashMap::new();
+        for (index, object) in self.objects.iter().enumerate() {
+            created.entry(object.name.key.as_str()).or_insert(index);
+        }
+        let events: Vec<(Marks, &Name, Name)> = renames
+            .iter()
+            .enumerate()
+            .filter_map(|(ordinal, rename)| match &rename.to {
+                Some(to) => Some((rename.marks, &rename.from, to.clone())),
+                // A drop: what the script made under that name was a work table.
+                None if created.get(rename.from.key.as_str()).is_some_and(|&at| at < rename.marks.objects)
+                    || self.temporaries.contains(&rename.from.key) =>
+                {
+                    Some((rename.marks, &rename.from, Name::transient(&format!("dropped:{ordinal}:{}", rename.from.key))))
+                }
+                None => None,
+            })
+            .collect();
+        // From the last rename to the first, each composed in front of those after it; the facts
+        // between one rename and the one before it are renamed by the composition so far.
+        let mut composed: HashMap<String, Name> = HashMap::new();
+        for index in (0..events.len()).rev() {
+            let (marks, from, to) = &events[index];
+            let target = composed.get(&to.key).cloned().unwrap_or_else(|| to.clone());
+            composed.insert(from.key.clone(), target);
+            let slice_start = index.checked_sub(1).map(|earlier| events[earlier].0).unwrap_or_default();
+            self.rename_between(slice_start, *marks, |name| composed.get(&name.key).cloned());
+        }
+    }
 }
 
 /// The primary object a statement defines or writes, and its kind of statement, for its chunk.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StatementSummary {
     pub kind: String,
     pub object: Option<Name>,
 }
 
-/// Adds the facts of one parsed statement that starts on `line`.
-pub fn statement(statement: &Statement, line: u32, text: &str, facts: &mut Facts) -> StatementSummary {
-    Extractor { facts, routine: None, line }.statement(statement, text)
-}
-
-struct Extractor<'a> {
-    facts: &'a mut Facts,
+/// Reads statements into a file's facts, in the context of a routine's body or of the script.
+pub struct Extractor<'a> {
+    pub facts: &'a mut Facts,
     /// The routine whose body is being read.
-    routine: Option<Name>,
-    line: u32,
+    pub routine: Option<Name>,
+    /// The line the statement starts on.
+    pub line: u32,
+    /// The statement is read by [`super::recover`].
+    pub recovered: bool,
+    /// A body in a procedural language (PL/pgSQL, Snowflake Scripting, MySQL): `SELECT … INTO x`
+    /// fills variables there, not a table.
+    pub procedural: bool,
+    /// The name a trigger's rows go by in this body (`inserted`, `deleted`, `new`, `old`): replaced
+    /// by [`Extractor::row_transient`] when the routine is read.
+    pub trigger: bool,
 }
 
-impl Extractor<'_> {
-    fn link(&mut self, kind: EdgeKind, source: Ref, target: Ref) {
-        if source != target {
-            self.facts.links.push(LinkFact { kind, source, target, line: self.line, via: self.routine.clone() });
-        }
+impl<'a> Extractor<'a> {
+    pub fn new(facts: &'a mut Facts, line: u32) -> Self {
+        Extractor { facts, routine: None, line, recovered: false, procedural: false, trigger: false }
     }
 
-    fn statement(&mut self, statement: &Statement, text: &str) -> StatementSummary {
+    fn link(&mut self, kind: EdgeKind, source: Ref, target: Ref) {
+        // A table filling itself (`INSERT INTO t SELECT … FROM t`) is kept; any other self-link says nothing.
+        if source == target && !(kind == EdgeKind::ReadsFrom && matches!(source, Ref::Object(_))) {
+            return;
+        }
+        if [&source, &target].iter().any(|reference| reference.object().is_some_and(Name::is_system)) {
+            return;
+        }
+        self.facts.links.push(LinkFact { kind, source, target, line: self.line, via: self.routine.clone(), recovered: self.recovered });
+    }
+
+    /// Reads one parsed statement whose text is `text`.
+    pub fn statement(&mut self, statement: &Statement, text: &str) -> StatementSummary {
         let summary = |kind: &str, object: Option<Name>| StatementSummary { kind: kind.to_owned(), object };
         match statement {
             Statement::CreateTable(table) => {
@@ -172,138 +444,274 @@ impl Extractor<'_> {
                 summary(if view.materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" }, Some(name))
             }
             Statement::Insert(insert) => {
-                let target = self.insert(insert);
+                let target = self.insert(insert, text);
                 summary("INSERT", target)
             }
             Statement::Merge(merge) => {
                 let target = table_factor_name(&merge.table);
                 if let Some(target) = &target {
-                    let mut sources = relations(&merge.source);
-                    sources.extend(relations(&*merge.on));
-                    sources.remove(target);
-                    self.writes(target, sources);
+                    self.merge(merge, target);
                 }
                 summary("MERGE", target)
             }
-            Statement::Query(query) => {
-                let into = select_into(query);
-                match into {
-                    Some(target) => {
-                        self.define(target.clone(), NodeKind::Table, Vec::new(), text);
-                        self.writes(&target, sources_of(query));
-                        let outputs = query_outputs(query, &CteScope::default());
-                        self.column_lineage(&target, &outputs.columns, &[], EdgeKind::Derives, true);
-                        summary("SELECT INTO", Some(target))
-                    }
-                    None => {
-                        self.reads(sources_of(query));
-                        summary("SELECT", None)
-                    }
-                }
-            }
+            Statement::Query(query) => self.query(query, text),
             Statement::Update(update) => {
-                // T-SQL's `UPDATE t SET … FROM dbo.Orders t` names the target by an alias of FROM.
-                let from = match &update.from {
-                    Some(
-                        sqlparser::ast::UpdateTableFromKind::BeforeSet(tables) | sqlparser::ast::UpdateTableFromKind::AfterSet(tables),
-                    ) => tables.as_slice(),
-                    None => &[],
-                };
-                let named = table_factor_name(&update.table.relation);
-                let target = named.clone().map(|name| aliased_table(&name, from).unwrap_or(name));
-                let mut sources = relations(statement);
-                if let (Some(named), Some(target)) = (&named, &target) {
-                    sources.remove(named);
-                    sources.remove(target);
-                    self.writes(target, sources);
-                }
+                let target = self.update(update, statement);
                 summary("UPDATE", target)
             }
             Statement::Delete(delete) => {
                 let tables = match &delete.from {
-                    sqlparser::ast::FromTable::WithFromKeyword(tables) | sqlparser::ast::FromTable::WithoutKeyword(tables) => tables,
+                    FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables) => tables,
                 };
                 let target =
                     delete.tables.first().map(Name::of).or_else(|| tables.first().and_then(|table| table_factor_name(&table.relation)));
+                let target = target.map(|target| aliased_table(&target, tables).unwrap_or(target));
                 let mut read = relations(statement);
                 if let Some(target) = &target {
                     read.remove(target);
+                    self.modifies(target);
                 }
-                self.reads(read);
+                self.reads(read, text, "DELETE");
                 summary("DELETE", target)
             }
-            Statement::CreateProcedure { name, .. } => {
-                let name = Name::of(name);
-                self.routine(statement, &name, text);
-                summary("CREATE PROCEDURE", Some(name))
-            }
-            Statement::CreateFunction(function) => {
-                let name = Name::of(&function.name);
-                self.routine(statement, &name, text);
-                summary("CREATE FUNCTION", Some(name))
+            Statement::Truncate(truncate) => {
+                let target = truncate.table_names.first().map(|table| Name::of(&table.name));
+                if let Some(target) = &target {
+                    self.modifies(target);
+                }
+                summary("TRUNCATE", target)
             }
             Statement::Execute { name: Some(callee), .. } => {
-                self.call(Name::of(callee), true);
+                self.call_from_routine(Name::of(callee), true);
                 summary("EXECUTE", None)
             }
             Statement::Call(function) => {
-                self.call(Name::of(&function.name), true);
+                self.call_from_routine(Name::of(&function.name), true);
                 summary("CALL", None)
             }
             Statement::AlterTable(alter) => {
                 let name = Name::of(&alter.name);
                 for operation in &alter.operations {
-                    if let AlterTableOperation::AddConstraint { constraint: TableConstraint::ForeignKey(key), .. } = operation {
-                        self.foreign_key(&name, key, None);
+                    match operation {
+                        AlterTableOperation::AddConstraint { constraint: TableConstraint::ForeignKey(key), .. } => {
+                            self.foreign_key(&name, key, None);
+                        }
+                        AlterTableOperation::RenameTable { table_name } => {
+                            let to = match table_name {
+                                RenameTableNameKind::As(to) | RenameTableNameKind::To(to) => Name::of(to),
+                            };
+                            self.rename(name.clone(), Some(to));
+                        }
+                        AlterTableOperation::SwapWith { table_name } => self.swap(&name, &Name::of(table_name)),
+                        _ => {}
                     }
                 }
                 summary("ALTER TABLE", Some(name))
             }
-            other => {
-                let kind = other.to_string().split_whitespace().next().unwrap_or("STATEMENT").to_ascii_uppercase();
-                summary(&kind, None)
+            Statement::RenameTable(renames) => {
+                for rename in renames {
+                    self.rename(Name::of(&rename.old_name), Some(Name::of(&rename.new_name)));
+                }
+                summary("RENAME TABLE", renames.first().map(|rename| Name::of(&rename.new_name)))
             }
+            Statement::Drop { object_type: ObjectType::Table | ObjectType::View | ObjectType::MaterializedView, names, .. } => {
+                for name in names {
+                    self.rename(Name::of(name), None);
+                }
+                summary("DROP", None)
+            }
+            Statement::Copy { source, to, target, .. } => self.copy(source, *to, target),
+            Statement::CopyIntoSnowflake { into, from_obj, from_query, stage_params, .. } => {
+                let into = Name::of(into);
+                let into_path = into.written.starts_with(['\'', '@']) || stage_params.url.is_some() && from_obj.is_some();
+                let source = match (from_obj, from_query, &stage_params.url) {
+                    (_, Some(query), _) => sources_of(query),
+                    (Some(from), _, _) if from.to_string().starts_with(['\'', '@']) => {
+                        BTreeSet::from([Name::path(from.to_string().trim_matches('\''))])
+                    }
+                    (Some(from), _, _) => BTreeSet::from([Name::of(from)]),
+                    (None, None, Some(url)) => BTreeSet::from([Name::path(url)]),
+                    _ => BTreeSet::new(),
+                };
+                let target = if into_path { Name::path(into.written.trim_matches('\'')) } else { into };
+                self.writes(&target, source);
+                summary("COPY INTO", Some(target))
+            }
+            Statement::Directory { path, source, .. } => {
+                let target = Name::path(path);
+                self.writes(&target, sources_of(source));
+                summary("INSERT OVERWRITE DIRECTORY", Some(target))
+            }
+            Statement::Unload { query, to, .. } => {
+                let target = Name::path(&to.value);
+                self.writes(&target, query.as_deref().map(sources_of).unwrap_or_default());
+                summary("UNLOAD", Some(target))
+            }
+            other => summary(&statement_kind(other, text), None),
         }
     }
 
-    fn define(&mut self, name: Name, kind: NodeKind, columns: Vec<(String, Option<String>)>, text: &str) {
-        self.facts.objects.push(ObjectFact { name, kind, line: self.line, columns, definition: text.to_owned() });
+    pub fn define(&mut self, name: Name, kind: NodeKind, columns: Vec<(String, Option<String>)>, text: &str) {
+        let recovered = self.recovered;
+        self.facts.objects.push(ObjectFact { name, kind, line: self.line, columns, definition: text.to_owned(), recovered });
     }
 
-    /// `target` is filled from `sources`; inside a routine, the routine reads them too.
-    fn writes(&mut self, target: &Name, sources: BTreeSet<Name>) {
-        for source in sources {
-            if let Some(routine) = self.routine.clone() {
-                self.link(EdgeKind::ReadsFrom, Ref::Object(routine), Ref::Object(source.clone()));
+    /// `target` is filled from `sources`; inside a routine, the routine reads them and fills
+    /// `target` (`target READS_FROM routine`).
+    pub fn writes(&mut self, target: &Name, sources: BTreeSet<Name>) {
+        if let Some(routine) = self.routine.clone() {
+            self.link(EdgeKind::ReadsFrom, Ref::Object(target.clone()), Ref::Object(routine.clone()));
+            for source in &sources {
+                self.link(EdgeKind::ReadsFrom, Ref::Object(routine.clone()), Ref::Object(source.clone()));
             }
+        } else if sources.is_empty() {
+            self.facts.writes.push(WriteFact { target: target.clone(), line: self.line });
+        }
+        for source in sources {
             self.link(EdgeKind::ReadsFrom, Ref::Object(target.clone()), Ref::Object(source));
         }
     }
 
-    /// A routine reads `sources` (outside routines, a plain read leaves no lineage).
-    fn reads(&mut self, sources: BTreeSet<Name>) {
+    /// `target` is changed without being filled from anything (`DELETE`, `TRUNCATE`): a routine
+    /// doing it is upstream of the table; a script doing it leaves no lineage.
+    pub fn modifies(&mut self, target: &Name) {
         if let Some(routine) = self.routine.clone() {
-            for source in sources {
-                self.link(EdgeKind::ReadsFrom, Ref::Object(routine.clone()), Ref::Object(source));
+            self.link(EdgeKind::ReadsFrom, Ref::Object(target.clone()), Ref::Object(routine));
+        }
+    }
+
+    /// What a statement reads without writing it anywhere: a routine's read, or a standalone query
+    /// of the script (a report, an extract) when it reads anything.
+    pub fn reads(&mut self, sources: BTreeSet<Name>, text: &str, kind: &str) {
+        let sources: BTreeSet<Name> = sources.into_iter().filter(|source| !source.is_system()).collect();
+        match self.routine.clone() {
+            Some(routine) => {
+                for source in sources {
+                    self.link(EdgeKind::ReadsFrom, Ref::Object(routine.clone()), Ref::Object(source));
+                }
+            }
+            None if !sources.is_empty() => {
+                let line = self.line;
+                self.facts.queries.push(QueryFact { line, kind: kind.to_owned(), text: text.to_owned(), recovered: self.recovered });
+                for source in sources {
+                    self.link(EdgeKind::ReadsFrom, Ref::Query(line), Ref::Object(source));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// A call made by the routine being read (`EXEC`, `CALL`); outside a routine, a script's call is
+    /// not lineage.
+    pub fn call_from_routine(&mut self, callee: Name, certain: bool) {
+        if let Some(caller) = self.routine.clone() {
+            self.call_by(Ref::Object(caller), callee, certain);
+        }
+    }
+
+    /// `caller` calls `callee`.
+    pub fn call_by(&mut self, caller: Ref, callee: Name, certain: bool) {
+        if caller.object() == Some(&callee) || callee.is_system() || callee.is_transient() || is_builtin_namespace(&callee) {
+            return;
+        }
+        self.facts.calls.push(CallFact { caller, callee, line: self.line, certain });
+    }
+
+    /// The functions `node` calls, as calls of `caller` (the routine being read, when there is one).
+    fn calls_in<V: Visit + ?Sized>(&mut self, node: &V, caller: Ref) {
+        let caller = self.routine.clone().map(Ref::Object).unwrap_or(caller);
+        for (callee, certain) in functions_called(node) {
+            self.call_by(caller.clone(), callee, certain);
+        }
+    }
+
+    /// `view` is derived from `source` (a view read without the parser).
+    pub fn derives(&mut self, view: &Name, source: Name) {
+        if let Some(routine) = self.routine.clone() {
+            self.link(EdgeKind::ReadsFrom, Ref::Object(routine), Ref::Object(source.clone()));
+        }
+        self.link(EdgeKind::Derives, Ref::Object(view.clone()), Ref::Object(source));
+    }
+
+    /// `target` is filled by running `procedure` (`INSERT INTO t EXEC p`).
+    pub fn filled_by(&mut self, target: &Name, procedure: &Name) {
+        if let Some(routine) = self.routine.clone() {
+            self.link(EdgeKind::ReadsFrom, Ref::Object(target.clone()), Ref::Object(routine));
+        }
+        self.link(EdgeKind::ReadsFrom, Ref::Object(target.clone()), Ref::Object(procedure.clone()));
+        self.call_from_routine(procedure.clone(), true);
+    }
+
+    /// A computed column of `table`, derived from its `sources` (other columns of the table) by `text`.
+    pub fn computed_column(&mut self, table: &Name, column: &str, sources: &[String], text: &str) {
+        let target = Ref::Column(table.clone(), column.to_lowercase());
+        for source in sources {
+            self.link(EdgeKind::Derives, target.clone(), Ref::Column(table.clone(), source.to_lowercase()));
+        }
+        let text = super::parse::abridge(text, EXPRESSION_BYTES);
+        self.facts.expressions.push(ExpressionFact { object: table.clone(), column: column.to_lowercase(), text });
+    }
+
+    /// A later statement renames `from` to `to` (or drops it, `None`).
+    pub fn rename(&mut self, from: Name, to: Option<Name>) {
+        let marks = self.facts.marks();
+        self.facts.renames.push(RenameFact { from, to, marks });
+    }
+
+    /// `ALTER TABLE a SWAP WITH b`: each now holds what the other held.
+    pub fn swap(&mut self, a: &Name, b: &Name) {
+        self.writes(a, BTreeSet::from([b.clone()]));
+        self.writes(b, BTreeSet::from([a.clone()]));
+    }
+
+    /// The rows of a trigger, named `rows` (a transient), are rows of `table`: their columns are its.
+    pub fn rows_of(&mut self, rows: &Name, table: &Name, via: Option<Name>) {
+        self.facts.wildcards.push(WildcardFact { target: rows.clone(), source: table.clone(), line: self.line, via });
+    }
+
+    /// `CREATE TEMP TABLE x`: `x` is a transient of the file.
+    pub fn temporary(&mut self, name: &Name) {
+        self.facts.temporaries.insert(name.key.clone());
+    }
+
+    fn query(&mut self, query: &Query, text: &str) -> StatementSummary {
+        match select_into(query) {
+            Some(target) if !self.procedural => {
+                self.define(target.clone(), NodeKind::Table, Vec::new(), text);
+                self.writes(&target, sources_of(query));
+                let outputs = query_outputs(query, &CteScope::default());
+                self.column_lineage(&target, &outputs.columns, &[], EdgeKind::Derives, true);
+                self.calls_in(query, Ref::Object(target.clone()));
+                StatementSummary { kind: "SELECT INTO".to_owned(), object: Some(target) }
+            }
+            _ => {
+                self.calls_in(query, Ref::Query(self.line));
+                self.reads(sources_of(query), text, "SELECT");
+                StatementSummary { kind: "SELECT".to_owned(), object: None }
             }
         }
     }
 
-    fn call(&mut self, callee: Name, certain: bool) {
-        if let Some(caller) = self.routine.clone()
-            && caller != callee
-        {
-            self.facts.calls.push(CallFact { caller, callee, line: self.line, certain });
-        }
-    }
-
     fn create_table(&mut self, table: &CreateTable, name: &Name, text: &str) {
+        if table.temporary || table.volatile {
+            self.temporary(name);
+        }
         let mut columns: Vec<(String, Option<String>)> =
             table.columns.iter().map(|column| (column.name.value.clone(), Some(column.data_type.to_string()))).collect();
+        let own_columns: Vec<(String, Source)> = vec![(name.key.clone(), Source::Table(name.clone()))];
         for column in &table.columns {
             for option in &column.options {
-                if let ColumnOption::ForeignKey(key) = &option.option {
-                    self.foreign_key(name, key, Some(&column.name.value));
+                match &option.option {
+                    ColumnOption::ForeignKey(key) => self.foreign_key(name, key, Some(&column.name.value)),
+                    // A computed column (`AS (a * b)`, `GENERATED ALWAYS AS (…)`) derives from the others.
+                    ColumnOption::Generated { generation_expr: Some(expression), .. } => {
+                        let target = Ref::Column(name.clone(), column.name.value.to_lowercase());
+                        for source in expression_sources(expression, &own_columns, &CteScope::default()) {
+                            self.link(EdgeKind::Derives, target.clone(), source);
+                        }
+                        self.expression(name, &column.name.value, expression);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -321,53 +729,215 @@ impl Extractor<'_> {
             self.define(name.clone(), NodeKind::Table, columns, text);
             self.writes(name, sources_of(query));
             self.column_lineage(name, &outputs.columns, &renames, EdgeKind::Derives, true);
+            self.calls_in(query.as_ref(), Ref::Object(name.clone()));
         } else {
             self.define(name.clone(), NodeKind::Table, columns, text);
-            if let Some(source) = table.clone.as_ref() {
+            let copied = match &table.like {
+                Some(CreateTableLikeKind::Parenthesized(like) | CreateTableLikeKind::Plain(like)) => Some(&like.name),
+                None => table.clone.as_ref(),
+            };
+            if let Some(source) = copied {
                 self.writes(name, BTreeSet::from([Name::of(source)]));
             }
         }
     }
 
     fn create_view(&mut self, view: &CreateView, name: &Name, text: &str) {
+        if view.temporary {
+            self.temporary(name);
+        }
         let kind = if view.materialized { NodeKind::MaterializedView } else { NodeKind::View };
-        let outputs = query_outputs(&view.query, &CteScope::default());
         let renames: Vec<String> = view.columns.iter().map(|column| column.name.value.clone()).collect();
+        self.view(name, kind, &renames, &view.query, text);
+    }
+
+    /// A view (or materialized view) `name` defined by `query`, its columns renamed by `renames`.
+    pub fn view(&mut self, name: &Name, kind: NodeKind, renames: &[String], query: &Query, text: &str) {
+        let outputs = query_outputs(query, &CteScope::default());
         let columns: Vec<(String, Option<String>)> = if renames.is_empty() {
             outputs.columns.iter().filter_map(|column| column.name.clone().map(|name| (name, None))).collect()
         } else {
             renames.iter().map(|name| (name.clone(), None)).collect()
         };
         self.define(name.clone(), kind, columns, text);
-        for source in sources_of(&view.query) {
+        for source in sources_of(query) {
+            if let Some(routine) = self.routine.clone() {
+                self.link(EdgeKind::ReadsFrom, Ref::Object(routine), Ref::Object(source.clone()));
+            }
             self.link(EdgeKind::Derives, Ref::Object(name.clone()), Ref::Object(source));
         }
-        self.column_lineage(name, &outputs.columns, &renames, EdgeKind::Derives, true);
+        self.column_lineage(name, &outputs.columns, renames, EdgeKind::Derives, true);
+        self.calls_in(query, Ref::Object(name.clone()));
     }
 
-    fn insert(&mut self, insert: &Insert) -> Option<Name> {
+    /// A table `name` created from `query` (`CREATE TABLE … AS`), its columns renamed by `renames`.
+    pub fn table_as(&mut self, name: &Name, renames: &[String], query: &Query, text: &str) {
+        let outputs = query_outputs(query, &CteScope::default());
+        let columns: Vec<(String, Option<String>)> = if renames.is_empty() {
+            outputs.columns.iter().filter_map(|column| column.name.clone().map(|name| (name, None))).collect()
+        } else {
+            renames.iter().map(|name| (name.clone(), None)).collect()
+        };
+        self.define(name.clone(), NodeKind::Table, columns, text);
+        self.writes(name, sources_of(query));
+        self.column_lineage(name, &outputs.columns, renames, EdgeKind::Derives, true);
+        self.calls_in(query, Ref::Object(name.clone()));
+    }
+
+    fn insert(&mut self, insert: &Insert, text: &str) -> Option<Name> {
         let TableObject::TableName(table) = &insert.table else { return None };
         let target = Name::of(table);
-        if let Some(source) = &insert.source {
-            self.writes(&target, sources_of(source));
-            // Column lineage needs the target's column order: only with an explicit column list.
-            if !insert.columns.is_empty() {
-                let outputs = query_outputs(source, &CteScope::default());
-                let renames: Vec<String> = insert.columns.iter().map(|column| Name::of(column).written).collect();
-                self.column_lineage(&target, &outputs.columns, &renames, EdgeKind::ReadsFrom, false);
-            }
+        let columns: Vec<String> = insert.columns.iter().map(|column| Name::of(column).written).collect();
+        match &insert.source {
+            Some(source) => self.insert_query(&target, &columns, source),
+            // `INSERT … SET a = 1` (MySQL): written, from nothing.
+            None => self.writes(&target, BTreeSet::new()),
         }
+        let _ = text;
         Some(target)
     }
 
-    /// Links each output column of `target` to its sources; `renames` (a view's or an INSERT's
-    /// column list) name the outputs by position.
-    fn column_lineage(&mut self, target: &Name, outputs: &[OutputColumn], renames: &[String], kind: EdgeKind, wildcards: bool) {
+    /// `INSERT INTO target (columns) source`.
+    pub fn insert_query(&mut self, target: &Name, columns: &[String], source: &Query) {
+        let outputs = match &*source.body {
+            SetExpr::Values(values) => values_outputs(&values.rows, &CteScope::default()),
+            _ => query_outputs(source, &CteScope::default()),
+        };
+        let mut sources = sources_of(source);
+        sources.extend(row_sources(outputs.columns.iter().flat_map(|output| &output.sources)));
+        self.writes(target, sources);
+        if columns.is_empty() {
+            if outputs.columns.iter().any(|output| !output.sources.is_empty() || output.wildcard.is_some()) {
+                let (line, via, recovered) = (self.line, self.routine.clone(), self.recovered);
+                self.facts.positional.push(PositionalFact { target: target.clone(), outputs: outputs.columns, line, via, recovered });
+            }
+        } else {
+            self.column_lineage(target, &outputs.columns, columns, EdgeKind::ReadsFrom, false);
+        }
+        self.calls_in(source, Ref::Object(target.clone()));
+    }
+
+    fn merge(&mut self, merge: &sqlparser::ast::Merge, target: &Name) {
+        let mut sources = relations(&merge.source);
+        sources.extend(relations(&*merge.on));
+        sources.remove(target);
+        let mut scope_sources = Vec::new();
+        factor_source(&merge.table, &CteScope::default(), &mut scope_sources);
+        factor_source(&merge.source, &CteScope::default(), &mut scope_sources);
+        for clause in &merge.clauses {
+            match &clause.action {
+                MergeAction::Update(update) => {
+                    if let MergeUpdateKind::Set(assignments) = &update.kind {
+                        self.assignments(target, assignments, &scope_sources);
+                    }
+                }
+                MergeAction::Insert(insert) => {
+                    if let MergeInsertKind::Values(values) = &insert.kind {
+                        let outputs = values_outputs_with(&values.rows, &scope_sources, &CteScope::default());
+                        let columns: Vec<String> = insert.columns.iter().map(|column| Name::of(column).base().to_owned()).collect();
+                        self.column_lineage(target, &outputs.columns, &columns, EdgeKind::ReadsFrom, false);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.writes(target, sources);
+        self.calls_in(&merge.source, Ref::Object(target.clone()));
+    }
+
+    fn update(&mut self, update: &sqlparser::ast::Update, statement: &Statement) -> Option<Name> {
+        // T-SQL's `UPDATE t SET … FROM dbo.Orders t` names the target by an alias of FROM.
+        let from = match &update.from {
+            Some(UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables)) => tables.as_slice(),
+            None => &[],
+        };
+        let named = table_factor_name(&update.table.relation)?;
+        let target = aliased_table(&named, from).unwrap_or_else(|| named.clone());
+        let mut scope_sources = Vec::new();
+        from_sources(std::slice::from_ref(&update.table), &CteScope::default(), &mut scope_sources);
+        from_sources(from, &CteScope::default(), &mut scope_sources);
+        let assigned = self.assignments(&target, &update.assignments, &scope_sources);
+        let mut sources = relations(statement);
+        sources.extend(row_sources(&assigned));
+        sources.remove(&named);
+        // The target read back in a subquery of the SET (`SET a = (SELECT max(a) FROM t)`) is a real read.
+        let reads_itself = update.assignments.iter().any(|assignment| relations(&assignment.value).contains(&target));
+        if !reads_itself {
+            sources.remove(&target);
+        }
+        self.writes(&target, sources);
+        self.calls_in(statement, Ref::Object(target.clone()));
+        Some(target)
+    }
+
+    /// `SET column = expression, …` of an `UPDATE` or a `MERGE`: each column of `target` is read from
+    /// what its expression uses.
+    fn assignments(&mut self, target: &Name, assignments: &[sqlparser::ast::Assignment], sources: &[(String, Source)]) -> Vec<Ref> {
+        let mut assigned = Vec::new();
+        for assignment in assignments {
+            let columns: Vec<String> = match &assignment.target {
+                AssignmentTarget::ColumnName(column) => vec![Name::of(column).base().to_owned()],
+                AssignmentTarget::Tuple(columns) => columns.iter().map(|column| Name::of(column).base().to_owned()).collect(),
+            };
+            let found = expression_sources(&assignment.value, sources, &CteScope::default());
+            for column in columns {
+                if column.starts_with('@') {
+                    continue;
+                }
+                let target_column = Ref::Column(target.clone(), column.clone());
+                for source in &found {
+                    self.link(EdgeKind::ReadsFrom, target_column.clone(), source.clone());
+                }
+                if !is_plain_reference(&assignment.value) {
+                    self.expression(target, &column, &assignment.value);
+                }
+            }
+            assigned.extend(found);
+        }
+        assigned
+    }
+
+    fn copy(&mut self, source: &CopySource, to: bool, target: &CopyTarget) -> StatementSummary {
+        let location = match target {
+            CopyTarget::File { filename } => Some(Name::path(filename)),
+            CopyTarget::Program { command } => Some(Name::path(command)),
+            CopyTarget::Stdin | CopyTarget::Stdout => None,
+        };
+        match (source, to) {
+            // `COPY t FROM 's3://…'` / `FROM stdin`: the table is loaded.
+            (CopySource::Table { table_name, .. }, false) => {
+                let table = Name::of(table_name);
+                self.writes(&table, location.into_iter().collect());
+                StatementSummary { kind: "COPY".to_owned(), object: Some(table) }
+            }
+            // `COPY t TO 'file'`, `COPY (query) TO 'file'`: an extract.
+            (CopySource::Table { table_name, .. }, true) => {
+                let read = BTreeSet::from([Name::of(table_name)]);
+                match location {
+                    Some(path) => self.writes(&path, read),
+                    None => self.reads(read, "", "COPY"),
+                }
+                StatementSummary { kind: "COPY".to_owned(), object: None }
+            }
+            (CopySource::Query(query), _) => {
+                match location {
+                    Some(path) => self.writes(&path, sources_of(query)),
+                    None => self.reads(sources_of(query), "", "COPY"),
+                }
+                StatementSummary { kind: "COPY".to_owned(), object: None }
+            }
+        }
+    }
+
+    /// Links each output column of `target` to its sources and records its expression; `renames`
+    /// (a view's or an INSERT's column list) name the outputs by position.
+    pub fn column_lineage(&mut self, target: &Name, outputs: &[OutputColumn], renames: &[String], kind: EdgeKind, wildcards: bool) {
         let mut position = 0;
         for output in outputs {
             match &output.wildcard {
                 Some(source) if wildcards && renames.is_empty() => {
-                    self.facts.wildcards.push(WildcardFact { target: target.clone(), source: source.clone(), line: self.line });
+                    let via = self.routine.clone();
+                    self.facts.wildcards.push(WildcardFact { target: target.clone(), source: source.clone(), line: self.line, via });
                     continue;
                 }
                 Some(_) => return, // positions are unknown after a `*`
@@ -376,21 +946,40 @@ impl Extractor<'_> {
             let name = renames.get(position).cloned().or_else(|| output.name.clone());
             position += 1;
             let Some(name) = name else { continue };
+            if name.starts_with('@') {
+                continue;
+            }
             for source in &output.sources {
                 self.link(kind, Ref::Column(target.clone(), name.to_lowercase()), source.clone());
+            }
+            if let Some(text) = &output.expression {
+                self.facts.expressions.push(ExpressionFact { object: target.clone(), column: name.to_lowercase(), text: text.clone() });
             }
         }
     }
 
-    fn foreign_key(&mut self, table: &Name, key: &ForeignKeyConstraint, column: Option<&str>) {
-        let foreign = Name::of(&key.foreign_table);
-        self.link(EdgeKind::References, Ref::Object(table.clone()), Ref::Object(foreign.clone()));
+    fn expression(&mut self, object: &Name, column: &str, expression: &Expr) {
+        self.facts.expressions.push(ExpressionFact {
+            object: object.clone(),
+            column: column.to_lowercase(),
+            text: expression_text(expression),
+        });
+    }
+
+    pub fn foreign_key(&mut self, table: &Name, key: &ForeignKeyConstraint, column: Option<&str>) {
         let local: Vec<String> = match column {
             Some(column) => vec![column.to_owned()],
             None => key.columns.iter().map(|column| column.value.clone()).collect(),
         };
+        let referred: Vec<String> = key.referred_columns.iter().map(|column| column.value.clone()).collect();
+        self.references(table, &local, &Name::of(&key.foreign_table), &referred);
+    }
+
+    /// `table (local) REFERENCES foreign (referred)`.
+    pub fn references(&mut self, table: &Name, local: &[String], foreign: &Name, referred: &[String]) {
+        self.link(EdgeKind::References, Ref::Object(table.clone()), Ref::Object(foreign.clone()));
         for (index, local) in local.iter().enumerate() {
-            let referred = key.referred_columns.get(index).map(|column| column.value.clone()).unwrap_or_else(|| local.clone());
+            let referred = referred.get(index).cloned().unwrap_or_else(|| local.clone());
             self.link(
                 EdgeKind::References,
                 Ref::Column(table.clone(), local.to_lowercase()),
@@ -398,66 +987,41 @@ impl Extractor<'_> {
             );
         }
     }
+}
 
-    /// A procedure or function: defined, and every statement of its body read with it as context.
-    fn routine(&mut self, statement: &Statement, name: &Name, text: &str) {
-        self.define(name.clone(), NodeKind::FunctionOrProcedure, Vec::new(), text);
-        let mut nested = NestedStatements::default();
-        let _ = statement.visit(&mut nested);
-        let mut inner = Extractor { facts: self.facts, routine: Some(name.clone()), line: self.line };
-        let mut written = BTreeSet::new();
-        for body_statement in &nested.found {
-            let summary = inner.statement(body_statement, "");
-            if let Some(object) = summary.object {
-                written.insert(object);
-            }
-        }
-        // A function's body may be a bare expression (`RETURN (SELECT …)`): what it reads is read.
-        let mut read = relations(statement);
-        read.remove(name);
-        for object in &written {
-            read.remove(object);
-        }
-        inner.reads(read);
-        for callee in functions_called(statement) {
-            inner.call(callee, false);
-        }
+/// The kind of a statement the extractor has nothing to say about: its first words.
+fn statement_kind(statement: &Statement, text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    let first = words.first().map(|word| word.trim_end_matches(';').to_ascii_uppercase()).unwrap_or_default();
+    match statement {
+        Statement::CreateIndex(_) => "CREATE INDEX".to_owned(),
+        Statement::CreateSchema { .. } => "CREATE SCHEMA".to_owned(),
+        _ if first.is_empty() => "STATEMENT".to_owned(),
+        _ => first,
     }
 }
 
-/// The statements nested in a statement (a routine's body, at any depth), not the statement itself.
-/// Cloned: the visitor lends each node only for the call.
-#[derive(Default)]
-struct NestedStatements {
-    depth: usize,
-    found: Vec<Statement>,
+/// Whether an expression is a plain column reference (no computation to show).
+fn is_plain_reference(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
 }
 
-impl Visitor for NestedStatements {
-    type Break = ();
-
-    fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<()> {
-        if self.depth > 0 {
-            self.found.push(statement.clone());
-        }
-        self.depth += 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_statement(&mut self, _statement: &Statement) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
+/// An expression's text, bounded.
+fn expression_text(expr: &Expr) -> String {
+    super::parse::abridge(&expr.to_string(), EXPRESSION_BYTES)
 }
 
-/// Relations read anywhere in `node`: named tables in FROM and JOIN clauses at any depth, minus
-/// table functions and the CTEs visible where they are named. CTE names are scoped as SQL scopes
-/// them: a query's CTEs are seen by its body and by the CTEs after them (and, `WITH RECURSIVE`, by
-/// their own body), so `WITH orders AS (SELECT … FROM orders)` reads the real `orders`.
+/// Relations read anywhere in `node`: named tables in FROM and JOIN clauses at any depth, minus the
+/// CTEs visible where they are named; and the functions called, table functions among them. CTE
+/// names are scoped as SQL scopes them: a query's CTEs are seen by its body and by the CTEs after
+/// them (and, `WITH RECURSIVE`, by their own body), so `WITH orders AS (SELECT … FROM orders)`
+/// reads the real `orders`.
 #[derive(Default)]
 struct Relations {
     tables: BTreeSet<Name>,
-    functions: BTreeSet<Name>,
+    /// Functions called, and whether each is certainly the project's (schema-qualified, or a table
+    /// function named in FROM with a schema).
+    functions: BTreeSet<(Name, bool)>,
     /// The CTE names visible in each query being visited, innermost last.
     scopes: Vec<Vec<String>>,
     /// CTE bodies not visited yet, with the names visible inside each.
@@ -477,7 +1041,8 @@ impl Visitor for Relations {
             for cte in &with.cte_tables {
                 let name = cte.alias.name.value.to_lowercase();
                 let mut inside = visible.clone();
-                if with.recursive {
+                // T-SQL has no `RECURSIVE`: a CTE of a `UNION` that names itself is recursive there.
+                if with.recursive || matches!(*cte.query.body, SetExpr::SetOperation { .. }) {
                     inside.push(name.clone());
                 }
                 self.bodies.push((&*cte.query as *const Query, inside));
@@ -494,20 +1059,31 @@ impl Visitor for Relations {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { name, args: None, .. } = factor {
-            let name = Name::of(name);
-            // A one-part name that a visible CTE defines is the CTE, not a table.
-            let is_cte = !name.key.contains('.') && self.scopes.last().is_some_and(|visible| visible.contains(&name.key));
-            if !is_cte {
-                self.tables.insert(name);
+        match factor {
+            TableFactor::Table { name, args: None, .. } => {
+                let name = Name::of(name);
+                // A one-part name that a visible CTE defines is the CTE, not a table.
+                let is_cte = !name.key.contains('.') && self.scopes.last().is_some_and(|visible| visible.contains(&name.key));
+                if !is_cte && !name.is_system() {
+                    self.tables.insert(name);
+                }
             }
+            // `FROM dbo.tvf(@x)`, `CROSS APPLY dbo.f(t.id)`: a call of a table function.
+            TableFactor::Table { name, args: Some(_), .. } => {
+                let name = Name::of(name);
+                let certain = name.is_qualified();
+                self.functions.insert((name, certain));
+            }
+            _ => {}
         }
         ControlFlow::Continue(())
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         if let Expr::Function(function) = expr {
-            self.functions.insert(Name::of(&function.name));
+            let name = Name::of(&function.name);
+            let certain = name.is_qualified();
+            self.functions.insert((name, certain));
         }
         ControlFlow::Continue(())
     }
@@ -520,17 +1096,17 @@ fn visit_relations<V: Visit + ?Sized>(node: &V) -> Relations {
 }
 
 /// The objects `node` reads (CTEs excluded).
-fn relations<V: Visit + ?Sized>(node: &V) -> BTreeSet<Name> {
+pub fn relations<V: Visit + ?Sized>(node: &V) -> BTreeSet<Name> {
     visit_relations(node).tables
 }
 
 /// The objects a query reads.
-fn sources_of(query: &Query) -> BTreeSet<Name> {
+pub fn sources_of(query: &Query) -> BTreeSet<Name> {
     relations(query)
 }
 
-/// The functions `node` calls in expressions.
-fn functions_called<V: Visit + ?Sized>(node: &V) -> BTreeSet<Name> {
+/// The functions `node` calls, each with whether it is certainly the project's.
+fn functions_called<V: Visit + ?Sized>(node: &V) -> BTreeSet<(Name, bool)> {
     visit_relations(node).functions
 }
 
@@ -573,12 +1149,14 @@ fn select_into(query: &Query) -> Option<Name> {
 }
 
 /// One output column of a query: its name (alias or column name; none for an unnamed expression),
-/// the source columns it is computed from, or the object whose columns a `*` brings.
+/// the source columns it is computed from, or the object whose columns a `*` brings, and the
+/// expression's text when it computes something.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputColumn {
     pub name: Option<String>,
     pub sources: Vec<Ref>,
     pub wildcard: Option<Name>,
+    pub expression: Option<String>,
 }
 
 /// The output columns of a query or CTE.
@@ -591,31 +1169,42 @@ impl Outputs {
     fn column(&self, name: &str) -> Option<&OutputColumn> {
         self.columns.iter().find(|column| column.name.as_deref().is_some_and(|own| own.eq_ignore_ascii_case(name)))
     }
+
+    /// The objects whose columns a `*` of these outputs brings.
+    fn wildcards(&self) -> Vec<Name> {
+        self.columns.iter().filter_map(|column| column.wildcard.clone()).collect()
+    }
 }
 
 /// CTEs visible at a point of a query, by lowercase name.
 #[derive(Debug, Clone, Default)]
-struct CteScope {
+pub struct CteScope {
     ctes: HashMap<String, Rc<Outputs>>,
 }
 
 /// What a FROM item stands for.
-enum Source {
+pub enum Source {
     Table(Name),
     Derived(Rc<Outputs>),
 }
 
 /// Traces a query's output columns.
-fn query_outputs(query: &Query, outer: &CteScope) -> Outputs {
+pub fn query_outputs(query: &Query, outer: &CteScope) -> Outputs {
     let mut scope = outer.clone();
     if let Some(with) = &query.with {
         for cte in &with.cte_tables {
+            let name = cte.alias.name.value.to_lowercase();
+            // A recursive CTE reads itself: its anchor (the first branch) says what it holds.
+            if let SetExpr::SetOperation { left, .. } = &*cte.query.body {
+                let anchor = body_outputs(left, &scope);
+                scope.ctes.insert(name.clone(), Rc::new(anchor));
+            }
             let mut outputs = query_outputs(&cte.query, &scope);
             // `WITH c (a, b) AS (…)` renames the outputs by position.
             for (column, rename) in outputs.columns.iter_mut().zip(&cte.alias.columns) {
                 column.name = Some(rename.name.value.clone());
             }
-            scope.ctes.insert(cte.alias.name.value.to_lowercase(), Rc::new(outputs));
+            scope.ctes.insert(name, Rc::new(outputs));
         }
     }
     body_outputs(&query.body, &scope)
@@ -635,8 +1224,34 @@ fn body_outputs(body: &SetExpr, scope: &CteScope) -> Outputs {
             }
             left
         }
+        SetExpr::Values(values) => values_outputs(&values.rows, scope),
         _ => Outputs::default(),
     }
+}
+
+/// The outputs of `VALUES` rows: each position fed by what its expressions use in every row.
+fn values_outputs(rows: &[Parens<Vec<Expr>>], scope: &CteScope) -> Outputs {
+    values_outputs_with(rows, &[], scope)
+}
+
+fn values_outputs_with(rows: &[Parens<Vec<Expr>>], sources: &[(String, Source)], scope: &CteScope) -> Outputs {
+    let mut outputs = Outputs::default();
+    // Thousands of literal rows feed nothing: a bounded look at the first ones says as much.
+    for row in rows.iter().take(100) {
+        for (position, expr) in row.content.iter().enumerate() {
+            if outputs.columns.len() <= position {
+                outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: None, expression: None });
+            }
+            let column = &mut outputs.columns[position];
+            column.sources.extend(expression_sources(expr, sources, scope));
+            column.sources.sort();
+            column.sources.dedup();
+            if column.expression.is_none() && !column.sources.is_empty() && !is_plain_reference(expr) {
+                column.expression = Some(expression_text(expr));
+            }
+        }
+    }
+    outputs
 }
 
 /// The FROM items of a select, each under the name it is referred to by (alias, or table name).
@@ -661,7 +1276,14 @@ fn factor_source(factor: &TableFactor, scope: &CteScope, sources: &mut Vec<(Stri
         }
         TableFactor::Derived { subquery, alias, .. } => {
             let key = alias.as_ref().map(|alias| alias.name.value.to_lowercase()).unwrap_or_default();
-            sources.push((key, Source::Derived(Rc::new(query_outputs(subquery, scope)))));
+            let mut outputs = query_outputs(subquery, scope);
+            if let Some(alias) = alias {
+                // `(…) AS x (a, b)` renames the outputs by position.
+                for (column, rename) in outputs.columns.iter_mut().zip(&alias.columns) {
+                    column.name = Some(rename.name.value.clone());
+                }
+            }
+            sources.push((key, Source::Derived(Rc::new(outputs))));
         }
         TableFactor::NestedJoin { table_with_joins, .. } => from_sources(std::slice::from_ref(&**table_with_joins), scope, sources),
         _ => {}
@@ -675,18 +1297,17 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
     for item in &select.projection {
         match item {
             SelectItem::UnnamedExpr(expr) => {
-                let name = match expr {
-                    Expr::Identifier(ident) => Some(ident.value.clone()),
-                    Expr::CompoundIdentifier(idents) => idents.last().map(|ident| ident.value.clone()),
-                    _ => None,
-                };
-                outputs.columns.push(OutputColumn { name, sources: expression_sources(expr, &sources), wildcard: None });
+                let name = output_name(expr);
+                let expression = (!is_plain_reference(expr)).then(|| expression_text(expr));
+                outputs.columns.push(OutputColumn { name, sources: expression_sources(expr, &sources, scope), wildcard: None, expression });
             }
             SelectItem::ExprWithAlias { expr, alias } => {
+                let expression = (!is_plain_reference(expr)).then(|| expression_text(expr));
                 outputs.columns.push(OutputColumn {
                     name: Some(alias.value.clone()),
-                    sources: expression_sources(expr, &sources),
+                    sources: expression_sources(expr, &sources, scope),
                     wildcard: None,
+                    expression,
                 });
             }
             SelectItem::Wildcard(_) => {
@@ -699,15 +1320,27 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
                     expand_wildcard(source, &mut outputs);
                 }
             }
-            _ => outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: None }),
+            _ => outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: None, expression: None }),
         }
     }
     outputs
 }
 
+/// The name an unaliased output goes by: a column's own name, also through a cast (`a::int`).
+fn output_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(ident) => Some(ident.value.clone()),
+        Expr::CompoundIdentifier(idents) => idents.last().map(|ident| ident.value.clone()),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => output_name(expr),
+        _ => None,
+    }
+}
+
 fn expand_wildcard(source: &Source, outputs: &mut Outputs) {
     match source {
-        Source::Table(name) => outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: Some(name.clone()) }),
+        Source::Table(name) => {
+            outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: Some(name.clone()), expression: None })
+        }
         Source::Derived(derived) => outputs.columns.extend(derived.columns.iter().cloned()),
     }
 }
@@ -726,9 +1359,23 @@ fn find_source<'s>(sources: &'s [(String, Source)], qualifier: &str) -> Option<&
     })
 }
 
-/// The source columns an expression uses (not looking into its subqueries, which have their own
-/// scope).
-fn expression_sources(expr: &Expr, sources: &[(String, Source)]) -> Vec<Ref> {
+/// The row names of a trigger (T-SQL's `inserted`/`deleted` are tables in FROM; PL/pgSQL's and
+/// MySQL's `NEW`/`OLD` qualify columns without being in FROM).
+const TRIGGER_ROWS: &[&str] = &["new", "old"];
+
+/// A trigger's rows (`NEW.a`) that column sources name: read though no FROM names them.
+fn row_sources<'r>(sources: impl IntoIterator<Item = &'r Ref>) -> BTreeSet<Name> {
+    sources
+        .into_iter()
+        .filter_map(Ref::object)
+        .filter(|name| name.is_transient() || TRIGGER_ROWS.contains(&name.key.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The source columns an expression uses, through scalar subqueries (`(SELECT max(x) FROM s)`), but
+/// not through the subqueries of filters (`EXISTS`, `IN`), which feed no value.
+fn expression_sources(expr: &Expr, sources: &[(String, Source)], scope: &CteScope) -> Vec<Ref> {
     let mut identifiers = Identifiers::default();
     let _ = expr.visit(&mut identifiers);
     let mut found = Vec::new();
@@ -763,8 +1410,21 @@ fn expression_sources(expr: &Expr, sources: &[(String, Source)]) -> Vec<Ref> {
             }
         } else {
             let qualifier = parts[..parts.len() - 1].join(".").to_lowercase();
-            if let Some(source) = find_source(sources, &qualifier) {
-                column_of(source, &column, &mut found);
+            match find_source(sources, &qualifier) {
+                Some(source) => column_of(source, &column, &mut found),
+                None if TRIGGER_ROWS.contains(&qualifier.as_str()) => {
+                    found.push(Ref::Column(Name::from_parts(std::slice::from_ref(&qualifier)), column.to_lowercase()))
+                }
+                None => {}
+            }
+        }
+    }
+    for subquery in identifiers.scalar_subqueries {
+        let outputs = query_outputs(&subquery, scope);
+        if let Some(first) = outputs.columns.first() {
+            found.extend(first.sources.iter().cloned());
+            if let Some(wildcard) = &first.wildcard {
+                found.push(Ref::Object(wildcard.clone()));
             }
         }
     }
@@ -776,19 +1436,25 @@ fn expression_sources(expr: &Expr, sources: &[(String, Source)]) -> Vec<Ref> {
 fn column_of(source: &Source, column: &str, found: &mut Vec<Ref>) {
     match source {
         Source::Table(name) => found.push(Ref::Column(name.clone(), column.to_lowercase())),
-        Source::Derived(outputs) => {
-            if let Some(output) = outputs.column(column) {
-                found.extend(output.sources.iter().cloned());
-            }
-        }
+        Source::Derived(outputs) => match outputs.column(column) {
+            Some(output) => found.extend(output.sources.iter().cloned()),
+            // `(SELECT * FROM t) x`: the column is t's.
+            None => match outputs.wildcards().as_slice() {
+                [] => {}
+                [single] => found.push(Ref::Column(single.clone(), column.to_lowercase())),
+                several => found.push(Ref::AmbiguousColumn(several.to_vec(), column.to_lowercase())),
+            },
+        },
     }
 }
 
-/// Column references of an expression outside its subqueries, as name parts.
+/// Column references of an expression outside its subqueries, as name parts, and its scalar
+/// subqueries (cloned: the visitor lends each node only for the call).
 #[derive(Default)]
 struct Identifiers {
     subquery_depth: usize,
     found: Vec<Vec<String>>,
+    scalar_subqueries: Vec<Query>,
 }
 
 impl Visitor for Identifiers {
@@ -811,9 +1477,43 @@ impl Visitor for Identifiers {
                 Expr::Identifier(ident) if ident.value.starts_with('@') => {}
                 Expr::Identifier(ident) => self.found.push(vec![ident.value.clone()]),
                 Expr::CompoundIdentifier(idents) => self.found.push(idents.iter().map(|ident| ident.value.clone()).collect()),
+                Expr::Subquery(query) => self.scalar_subqueries.push((**query).clone()),
                 _ => {}
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(key: &str) -> Name {
+        Name::from_parts(&key.split('.').map(str::to_owned).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn temporary_tables_and_table_variables_are_transient_whatever_qualifies_them() {
+        assert!(name("#work").is_transient());
+        assert_eq!(name("tempdb..#work").key, "#work");
+        assert!(name("@t").is_transient());
+        assert!(!name("dbo.work").is_transient());
+        assert!(name("sys.tables").is_system() && name("INFORMATION_SCHEMA.columns").is_system());
+    }
+
+    #[test]
+    fn renames_apply_to_what_came_before_them_in_order() {
+        let mut facts = Facts::default();
+        let mut extractor = Extractor::new(&mut facts, 1);
+        extractor.writes(&name("a"), BTreeSet::from([name("s")]));
+        extractor.rename(name("a"), Some(name("b")));
+        extractor.writes(&name("a"), BTreeSet::from([name("t")]));
+        extractor.rename(name("b"), Some(name("c")));
+        facts.finish();
+        let links: Vec<(String, String)> =
+            facts.links.iter().map(|link| (link.source.object().unwrap().key.clone(), link.target.object().unwrap().key.clone())).collect();
+        // The first `a` became `b`, then `c`; the second `a` was made after the first rename.
+        assert_eq!(links, [("c".to_owned(), "s".to_owned()), ("a".to_owned(), "t".to_owned())]);
     }
 }

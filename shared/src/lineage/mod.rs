@@ -3,10 +3,13 @@
 //! The pipeline, one module per step:
 //!
 //! * [`dialect`]: the dialects users name, and detection for `auto`.
-//! * [`split`]: a file cut into statements with their line ranges (T-SQL `GO` batches included).
-//! * [`parse`]: each statement parsed with `sqlparser`, bounded in size, nesting and time; a statement
-//!   that does not parse is a warning with its line.
-//! * [`extract`]: facts from the syntax tree: objects defined, sources read, column lineage, keys, calls.
+//! * [`split`]: a file cut into statements with their line ranges (T-SQL `GO` batches and statements
+//!   without `;`, MySQL `DELIMITER` sections, `pg_dump` data left out).
+//! * [`parse`]: each statement read, bounded in size, nesting and time: [`routine`]s header and body,
+//!   the rest with `sqlparser`, and what it refuses by [`recover`] from its [`tokens`]; only a
+//!   statement nothing can read is a warning with its line.
+//! * [`extract`]: facts from the syntax tree: objects defined, sources read and written, column
+//!   lineage with expressions, keys, calls, standalone queries; [`transient`]s settled per file.
 //! * [`resolve`]: names resolved against everything the project knows, into the graph a file adds.
 //! * [`walk`]: upstream and downstream lineage from a node.
 //! * [`model`]: nodes, edges, chunks, files: the graph's vocabulary.
@@ -16,9 +19,13 @@ pub mod dialect;
 pub mod extract;
 pub mod model;
 pub mod parse;
+pub mod recover;
 pub mod resolve;
+pub mod routine;
 pub mod search;
 pub mod split;
+pub mod tokens;
+pub mod transient;
 pub mod walk;
 
 #[cfg(test)]
@@ -67,8 +74,7 @@ pub mod limits {
     pub const FILE_TIME_BUDGET: Duration = Duration::from_secs(20);
     /// A chunk keeps at most this much of its statement's text.
     pub const CHUNK_TEXT_BYTES: usize = 16 * 1024;
-    /// Warnings kept per file (then one saying how many more), and bytes per warning.
-    pub const MAX_WARNINGS: usize = 100;
+    /// Bytes per warning.
     pub const WARNING_BYTES: usize = 300;
     /// Parts of a name kept (`server.database.schema.object`; more are dropped from the front).
     pub const MAX_NAME_PARTS: usize = 4;

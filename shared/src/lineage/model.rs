@@ -20,13 +20,24 @@ pub enum NodeKind {
     MaterializedView,
     Column,
     FunctionOrProcedure,
-    /// An object read but never defined in the project's SQL.
+    /// An object read but never defined in the project's SQL (a file or URI a statement loads or
+    /// writes is one too, under `path:<location>`).
     External,
+    /// A standalone query of a script (a report, an extract): `query:<file>:<line>`, reading what
+    /// its statement reads.
+    Query,
 }
 
 impl NodeKind {
-    pub const ALL: [NodeKind; 6] =
-        [NodeKind::Table, NodeKind::View, NodeKind::MaterializedView, NodeKind::Column, NodeKind::FunctionOrProcedure, NodeKind::External];
+    pub const ALL: [NodeKind; 7] = [
+        NodeKind::Table,
+        NodeKind::View,
+        NodeKind::MaterializedView,
+        NodeKind::Column,
+        NodeKind::FunctionOrProcedure,
+        NodeKind::External,
+        NodeKind::Query,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,6 +47,7 @@ impl NodeKind {
             NodeKind::Column => "Column",
             NodeKind::FunctionOrProcedure => "FunctionOrProcedure",
             NodeKind::External => "External",
+            NodeKind::Query => "Query",
         }
     }
 
@@ -43,7 +55,8 @@ impl NodeKind {
         NodeKind::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
-    /// Whether SQL defines this kind of object (as opposed to a column or an external reference).
+    /// Whether SQL defines this kind of object (as opposed to a column or an external reference); a
+    /// query is defined by its statement.
     pub fn is_defined_object(self) -> bool {
         !matches!(self, NodeKind::Column | NodeKind::External)
     }
@@ -59,8 +72,9 @@ impl fmt::Display for NodeKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EdgeKind {
-    /// A table filled from the target (INSERT…SELECT, CREATE TABLE AS, MERGE, SELECT INTO); also a
-    /// procedure or function reading the target.
+    /// A table filled from the target (INSERT…SELECT, CREATE TABLE AS, MERGE, SELECT INTO, UPDATE…FROM,
+    /// COPY from a path); a table written by the target routine (`gold.t READS_FROM dbo.usp_load`);
+    /// a procedure, function or standalone query reading the target.
     ReadsFrom,
     /// A view (or a view's or CTAS's column) computed from the target.
     Derives,

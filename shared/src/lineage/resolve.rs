@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use indexmap::IndexSet;
 use serde_json::json;
 
-use super::extract::{Facts, Name, Ref};
+use super::extract::{Facts, Name, OutputColumn, PositionalFact, Ref};
 use super::limits;
 use super::model::{EdgeKind, FileGraph, GraphEdge, GraphNode, NodeKind};
 use super::parse::abridge;
@@ -44,6 +44,10 @@ impl Catalog {
     }
 
     fn insert(&mut self, id: String, kind: NodeKind) {
+        // A query of a file is no name a statement can use, and a path no table.
+        if kind == NodeKind::Query || id.starts_with("path:") {
+            return;
+        }
         let suffixes: Vec<String> = id.match_indices('.').map(|(at, _)| id[at + 1..].to_owned()).collect();
         let was_defined = match self.objects.insert(id.clone(), kind) {
             None => {
@@ -82,7 +86,7 @@ impl Catalog {
 
     /// The id a name resolves to.
     pub fn resolve(&self, name: &Name) -> String {
-        if self.objects.contains_key(&name.key) {
+        if self.objects.contains_key(&name.key) || name.is_path() {
             return name.key.clone();
         }
         // Objects whose name ends with this one (longer: each listed once), and objects this name
@@ -113,6 +117,16 @@ impl Catalog {
     fn has_column(&self, id: &str, column: &str) -> bool {
         self.columns.get(id).is_some_and(|columns| columns.contains(column))
     }
+
+    /// An object's known columns, in order.
+    pub fn columns_of(&self, id: &str) -> Option<&IndexSet<String>> {
+        self.columns.get(id).filter(|columns| !columns.is_empty())
+    }
+}
+
+/// The id of the query of `filename` that starts on `line`.
+pub fn query_id(filename: &str, line: u32) -> String {
+    format!("query:{}:{line}", filename.replace(['|', '#'], "_"))
 }
 
 /// The id of a column node.
@@ -122,7 +136,7 @@ pub fn column_id(object: &str, column: &str) -> String {
 
 /// Builds the graph one file contributes.
 pub fn file_graph(facts: &Facts, filename: &str, catalog: &Catalog) -> FileGraph {
-    let mut builder = Builder { filename, catalog, nodes: BTreeMap::new(), edges: BTreeMap::new() };
+    let mut builder = Builder { filename, catalog, facts, nodes: BTreeMap::new(), edges: BTreeMap::new() };
     for object in &facts.objects {
         let id = object.name.key.clone();
         let mut node = GraphNode::new(&id, object.kind, &object.name.written);
@@ -134,6 +148,9 @@ pub fn file_graph(facts: &Facts, filename: &str, catalog: &Catalog) -> FileGraph
         if !object.columns.is_empty() {
             node.properties.insert("columns".into(), json!(object.columns.iter().map(|(name, _)| name).collect::<Vec<_>>()));
         }
+        if object.recovered {
+            node.properties.insert("recovered".into(), json!(true));
+        }
         builder.nodes.insert(id.clone(), node);
         for (ordinal, (column, data_type)) in object.columns.iter().enumerate() {
             let column_node = builder.column(&id, column, Some(object.line));
@@ -143,17 +160,20 @@ pub fn file_graph(facts: &Facts, filename: &str, catalog: &Catalog) -> FileGraph
             }
         }
     }
+    for write in &facts.writes {
+        builder.object(&write.target);
+    }
     for link in &facts.links {
         let (Some(source), Some(target)) = (builder.reference(&link.source), builder.reference(&link.target)) else { continue };
         let via = link.via.as_ref().map(|routine| catalog.resolve(routine));
-        builder.edge(link.kind, &source, &target, link.line, via);
+        builder.edge(link.kind, &source, &target, link.line, via, link.recovered);
     }
     for call in &facts.calls {
-        let caller = builder.object(&call.caller);
         let callee_id = catalog.resolve(&call.callee);
         if call.certain || catalog.kind(&callee_id) == Some(NodeKind::FunctionOrProcedure) {
+            let Some(caller) = builder.reference(&call.caller) else { continue };
             let callee = builder.object(&call.callee);
-            builder.edge(EdgeKind::Calls, &caller, &callee, call.line, None);
+            builder.edge(EdgeKind::Calls, &caller, &callee, call.line, None, false);
         }
     }
     for wildcard in &facts.wildcards {
@@ -162,8 +182,16 @@ pub fn file_graph(facts: &Facts, filename: &str, catalog: &Catalog) -> FileGraph
         for column in catalog.columns.get(&source).into_iter().flatten() {
             let target_column = builder.column(&target, column, None).id.clone();
             let source_column = builder.column(&source, column, None).id.clone();
-            builder.edge(EdgeKind::Derives, &target_column, &source_column, wildcard.line, None);
+            builder.edge(EdgeKind::Derives, &target_column, &source_column, wildcard.line, None, false);
         }
+    }
+    for positional in &facts.positional {
+        builder.positional(positional);
+    }
+    for expression in &facts.expressions {
+        let object = builder.object(&expression.object);
+        let column = builder.column(&object, &expression.column, None);
+        column.properties.entry("expression".into()).or_insert_with(|| json!(expression.text));
     }
     FileGraph { nodes: builder.nodes.into_values().collect(), edges: builder.edges.into_values().collect(), chunks: Vec::new() }
 }
@@ -171,6 +199,7 @@ pub fn file_graph(facts: &Facts, filename: &str, catalog: &Catalog) -> FileGraph
 struct Builder<'a> {
     filename: &'a str,
     catalog: &'a Catalog,
+    facts: &'a Facts,
     nodes: BTreeMap<String, GraphNode>,
     edges: BTreeMap<String, GraphEdge>,
 }
@@ -178,7 +207,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     /// The node of a referenced object, added as an external reference unless this file defines it.
     fn object(&mut self, name: &Name) -> String {
-        let id = self.catalog.resolve(name);
+        let id = if name.is_path() { name.key.clone() } else { self.catalog.resolve(name) };
         self.nodes.entry(id.clone()).or_insert_with(|| GraphNode::new(&id, NodeKind::External, &name.written));
         id
     }
@@ -187,7 +216,7 @@ impl Builder<'_> {
     fn column(&mut self, object: &str, column: &str, line: Option<u32>) -> &mut GraphNode {
         let id = column_id(object, column);
         if !self.edges.contains_key(&super::model::edge_id(object, EdgeKind::Contains, &id)) {
-            self.edge(EdgeKind::Contains, object, &id, line.unwrap_or(0), None);
+            self.edge(EdgeKind::Contains, object, &id, line.unwrap_or(0), None, false);
         }
         let node = self.nodes.entry(id.clone()).or_insert_with(|| {
             let mut node = GraphNode::new(&id, NodeKind::Column, column);
@@ -203,6 +232,7 @@ impl Builder<'_> {
 
     fn reference(&mut self, reference: &Ref) -> Option<String> {
         match reference {
+            Ref::Query(line) => Some(self.query(*line)),
             Ref::Object(name) => Some(self.object(name)),
             Ref::Column(name, column) => {
                 let object = self.object(name);
@@ -223,8 +253,92 @@ impl Builder<'_> {
         }
     }
 
-    fn edge(&mut self, kind: EdgeKind, source: &str, target: &str, line: u32, via: Option<String>) {
-        if source == target {
+    /// The node of this file's query on `line`.
+    fn query(&mut self, line: u32) -> String {
+        let id = query_id(self.filename, line);
+        if !self.nodes.contains_key(&id) {
+            let mut node = GraphNode::new(&id, NodeKind::Query, format!("{}:{line}", self.filename));
+            node.file = Some(self.filename.to_owned());
+            node.line = Some(line);
+            if let Some(query) = self.facts.queries.iter().find(|query| query.line == line) {
+                node.properties.insert("definition".into(), json!(abridge(&query.text, limits::DEFINITION_BYTES)));
+                node.properties.insert("statement_kind".into(), json!(query.kind));
+                if query.recovered {
+                    node.properties.insert("recovered".into(), json!(true));
+                }
+            }
+            self.nodes.insert(id.clone(), node);
+        }
+        id
+    }
+
+    /// An `INSERT` without a column list: its outputs fill the target's known columns in order, or
+    /// columns named like the outputs (marked `inferred`) when the target's columns are unknown.
+    fn positional(&mut self, positional: &PositionalFact) {
+        let target = self.object(&positional.target);
+        let known: Option<Vec<String>> = self.catalog.columns_of(&target).map(|columns| columns.iter().cloned().collect());
+        let mut position = 0;
+        for output in &positional.outputs {
+            let OutputColumn { name, sources, wildcard, expression } = output;
+            if let Some(source) = wildcard {
+                // `INSERT INTO t SELECT * FROM s`: s's columns in order.
+                let source = self.object(source);
+                let source_columns: Vec<String> =
+                    self.catalog.columns_of(&source).map(|columns| columns.iter().cloned().collect()).unwrap_or_default();
+                if source_columns.is_empty() {
+                    return; // positions are unknown after this `*`
+                }
+                for column in source_columns {
+                    let target_column = match &known {
+                        Some(known) => known.get(position).cloned(),
+                        None => Some(column.clone()),
+                    };
+                    position += 1;
+                    let Some(target_column) = target_column else { continue };
+                    let inferred = known.is_none();
+                    let target_id = self.column(&target, &target_column, None).id.clone();
+                    if inferred {
+                        self.nodes.get_mut(&target_id).map(|node| node.properties.insert("inferred".into(), json!(true)));
+                    }
+                    let source_id = self.column(&source, &column, None).id.clone();
+                    self.edge(EdgeKind::ReadsFrom, &target_id, &source_id, positional.line, self.via(positional), positional.recovered);
+                }
+                continue;
+            }
+            let target_column = match &known {
+                Some(known) => known.get(position).cloned(),
+                None => name.as_ref().map(|name| name.to_lowercase()),
+            };
+            position += 1;
+            let Some(target_column) = target_column else { continue };
+            if target_column.starts_with('@') {
+                continue;
+            }
+            let target_id = self.column(&target, &target_column, None).id.clone();
+            if let Some(node) = self.nodes.get_mut(&target_id) {
+                if known.is_none() {
+                    node.properties.insert("inferred".into(), json!(true));
+                }
+                if let Some(expression) = expression {
+                    node.properties.entry("expression".into()).or_insert_with(|| json!(expression));
+                }
+            }
+            for source in sources {
+                if let Some(source) = self.reference(source) {
+                    self.edge(EdgeKind::ReadsFrom, &target_id, &source, positional.line, self.via(positional), positional.recovered);
+                }
+            }
+        }
+    }
+
+    fn via(&self, positional: &PositionalFact) -> Option<String> {
+        positional.via.as_ref().map(|routine| self.catalog.resolve(routine))
+    }
+
+    fn edge(&mut self, kind: EdgeKind, source: &str, target: &str, line: u32, via: Option<String>, recovered: bool) {
+        // A table filled from itself (`INSERT INTO t SELECT … FROM t`) is a fact; other self-links are not.
+        let is_object = !source.contains('#');
+        if source == target && !(kind == EdgeKind::ReadsFrom && is_object) {
             return;
         }
         let mut edge = GraphEdge::new(kind, source, target);
@@ -234,6 +348,9 @@ impl Builder<'_> {
         }
         if let Some(via) = via {
             edge.properties.insert("via".into(), json!(via));
+        }
+        if recovered {
+            edge.properties.insert("recovered".into(), json!(true));
         }
         self.edges.entry(edge.id.clone()).or_insert(edge);
     }
@@ -257,6 +374,7 @@ mod tests {
                 line: 1,
                 columns: columns.iter().map(|column| ((*column).to_owned(), None)).collect(),
                 definition: String::new(),
+                recovered: false,
             })
             .collect();
         Facts { objects, ..Facts::default() }

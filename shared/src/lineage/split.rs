@@ -1,14 +1,25 @@
 //! Cutting a file into statements, each with its line range, so that one statement that does not
-//! parse costs only itself (a warning with its line) and every statement becomes a search chunk.
+//! parse costs only itself and every statement becomes a search chunk.
 //!
-//! The cut uses `sqlparser`'s tokenizer, so semicolons inside strings, comments, quoted names and
-//! dollar-quoted bodies never cut. Semicolons inside parentheses or `BEGIN … END`/`CASE … END`
-//! blocks do not cut either. T-SQL files are first cut into `GO` batches, and a batch that creates a
-//! procedure, function or trigger stays whole (its body runs to the end of the batch).
+//! Before cutting, what tools put in scripts that is not SQL is blanked line for line (so lines keep
+//! their numbers): `pg_dump`'s `COPY … FROM stdin` data and psql's backslash commands, and the
+//! markers of MySQL's versioned comments (`/*!50001 CREATE … */` runs on MySQL, so its text is kept).
+//! Then the file is cut into regions: T-SQL's `GO` batches, and MySQL's `DELIMITER` sections (a
+//! custom delimiter ends a statement; `;` inside it does not).
+//!
+//! Each region is cut on `sqlparser`'s tokens, so semicolons inside strings, comments, quoted names
+//! and dollar-quoted bodies never cut; neither do semicolons inside parentheses or `BEGIN … END` and
+//! `CASE … END` blocks. T-SQL needs no `;` at all: its statements are also cut where the next one
+//! begins ([`tsql_statements`]), and a batch that creates a procedure, function or trigger stays
+//! whole (its body runs to the end of the batch; [`super::routine`] reads it).
 
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
+use std::borrow::Cow;
+use std::ops::Range;
+
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::dialect::Dialect;
+use super::tokens::{SourceMap, is_any_word, is_trivia, is_word, matching_close};
 
 /// One statement's text and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,220 +28,588 @@ pub struct Piece {
     /// 1-based, inclusive.
     pub start_line: u32,
     pub end_line: u32,
-    /// Operator tokens in it (see [`MAX_OPERATORS`]).
+    /// Tokens in it that can chain expressions (see [`MAX_OPERATORS`]).
     pub operators: usize,
 }
 
-/// A part of the file that could not even be tokenized (an unterminated string or comment).
+/// A part of the file that could not be tokenized (an unterminated string or comment).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitProblem {
     pub line: u32,
     pub message: String,
 }
 
+/// Times one region's tokenizing may resume after a line it cannot read (each resumption tokenizes
+/// the rest of the region again, so the bound keeps a file of broken lines linear).
+const MAX_RESUMPTIONS: usize = 20;
+
 /// The statements of `sql`, and the parts that could not be tokenized.
 pub fn split(sql: &str, dialect: Dialect) -> (Vec<Piece>, Vec<SplitProblem>) {
+    let prepared = prepare(sql, dialect);
     let mut pieces = Vec::new();
     let mut problems = Vec::new();
-    for (batch, first_line) in batches(sql, dialect) {
-        let parser_dialect = dialect.parser();
-        match Tokenizer::new(&*parser_dialect, batch).tokenize_with_location() {
-            Ok(tokens) => cut(batch, &tokens, first_line, dialect, &mut pieces),
-            Err(error) => {
-                // Keep the statements before the unreadable line; only the rest of the batch is lost.
-                let relative = (error.location.line as usize).max(1);
-                let prefix_end = batch.split_inclusive('\n').take(relative - 1).map(str::len).sum::<usize>();
-                if let Ok(tokens) = Tokenizer::new(&*parser_dialect, &batch[..prefix_end]).tokenize_with_location() {
-                    cut(&batch[..prefix_end], &tokens, first_line, dialect, &mut pieces);
-                }
-                let line = first_line + relative as u32 - 1;
-                problems.push(SplitProblem { line, message: format!("cannot read the SQL from here on: {}", error.message) });
-            }
+    for region in regions(&prepared, dialect) {
+        match region.delimiter {
+            Some(delimiter) => cut_by_delimiter(region.text, region.first_line, delimiter, dialect, &mut pieces),
+            None => cut_region(region.text, region.first_line, dialect, &mut pieces, &mut problems),
         }
     }
     (pieces, problems)
 }
 
-/// T-SQL's `GO` batches (or the whole text), each with the line it starts on.
-fn batches(sql: &str, dialect: Dialect) -> Vec<(&str, u32)> {
-    if !dialect.has_go_batches() {
-        return vec![(sql, 1)];
+/// Tokenizes a region and cuts it; a line that cannot be tokenized is a problem, and reading resumes
+/// on the line after it.
+fn cut_region(text: &str, first_line: u32, dialect: Dialect, pieces: &mut Vec<Piece>, problems: &mut Vec<SplitProblem>) {
+    let parser_dialect = dialect.parser();
+    let (mut rest, mut rest_line) = (text, first_line);
+    for resumption in 0..=MAX_RESUMPTIONS {
+        match Tokenizer::new(&*parser_dialect, rest).tokenize_with_location() {
+            Ok(tokens) => return cut(rest, &tokens, rest_line, dialect, pieces),
+            Err(error) => {
+                // Keep the statements before the unreadable line, then go on after it.
+                let relative = (error.location.line as usize).max(1);
+                let prefix_end = rest.split_inclusive('\n').take(relative - 1).map(str::len).sum::<usize>();
+                if let Ok(tokens) = Tokenizer::new(&*parser_dialect, &rest[..prefix_end]).tokenize_with_location() {
+                    cut(&rest[..prefix_end], &tokens, rest_line, dialect, pieces);
+                }
+                let line = rest_line + relative as u32 - 1;
+                let resume_at = rest[prefix_end..].find('\n').map_or(rest.len(), |at| prefix_end + at + 1);
+                let resumes = resumption < MAX_RESUMPTIONS && resume_at < rest.len();
+                let message = if resumes {
+                    format!("cannot read line {line} ({}); reading resumes on the next line", error.message)
+                } else {
+                    format!("cannot read the SQL from here on: {}", error.message)
+                };
+                problems.push(SplitProblem { line, message });
+                if !resumes {
+                    return;
+                }
+                rest = &rest[resume_at..];
+                rest_line = line + 1;
+            }
+        }
     }
-    let mut batches = Vec::new();
+}
+
+/// `sql` with what is not SQL blanked and MySQL's versioned comments opened, line for line.
+fn prepare(sql: &str, dialect: Dialect) -> Cow<'_, str> {
+    let has_copy_data = sql.contains("stdin") || sql.contains("STDIN");
+    let has_meta_commands = dialect != Dialect::TSql && sql.contains('\\');
+    let has_versioned_comments = sql.contains("/*!");
+    if !has_copy_data && !has_meta_commands && !has_versioned_comments {
+        return Cow::Borrowed(sql);
+    }
+    let mut prepared = String::with_capacity(sql.len());
+    let mut in_copy_data = false;
+    // A tokenizer that reads `COPY … FROM stdin` data itself needs the `\.` that ends it.
+    let keeps_end_of_data = dialect.parser().supports_copy_from_stdin_data();
+    for line in sql.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\n', '\r']);
+        let blank = if in_copy_data {
+            in_copy_data = content != "\\.";
+            in_copy_data || !keeps_end_of_data
+        } else if has_copy_data && is_copy_from_stdin(content) {
+            in_copy_data = true;
+            false
+        } else {
+            // psql's meta-commands (`\connect db`, `\restrict …`): a backslash starts no SQL statement.
+            has_meta_commands && content.trim_start().starts_with('\\')
+        };
+        if blank {
+            prepared.push_str(&line[content.len()..]);
+        } else {
+            prepared.push_str(line);
+        }
+    }
+    if has_versioned_comments {
+        prepared = open_versioned_comments(&prepared);
+    }
+    Cow::Owned(prepared)
+}
+
+/// Whether a line is `COPY … FROM stdin;`, after which `pg_dump` writes rows up to a `\.` line.
+fn is_copy_from_stdin(line: &str) -> bool {
+    let line = line.trim();
+    line.get(..5).is_some_and(|start| start.eq_ignore_ascii_case("copy "))
+        && line.get(line.len().saturating_sub(11)..).is_some_and(|end| end.eq_ignore_ascii_case("from stdin;"))
+}
+
+/// MySQL runs the text of `/*!50001 … */` (a comment to every other engine): the markers are
+/// replaced by spaces, so the statement inside is read and every offset stays where it was.
+fn open_versioned_comments(text: &str) -> String {
+    let mut opened = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("/*!") {
+        let digits = rest[start + 3..].bytes().take_while(u8::is_ascii_digit).count();
+        let Some(close) = rest[start + 3 + digits..].find("*/").map(|at| start + 3 + digits + at) else { break };
+        opened.push_str(&rest[..start]);
+        opened.push_str(&" ".repeat(3 + digits));
+        opened.push_str(&rest[start + 3 + digits..close]);
+        opened.push_str("  ");
+        rest = &rest[close + 2..];
+    }
+    opened.push_str(rest);
+    opened
+}
+
+/// A part of a file cut on its own: a `GO` batch, a `DELIMITER` section, or the whole file.
+struct Region<'a> {
+    text: &'a str,
+    first_line: u32,
+    /// A custom statement delimiter (`;;`, `//`, `$$`); `None` for `;`.
+    delimiter: Option<&'a str>,
+}
+
+/// T-SQL's `GO` batches, or the `DELIMITER` sections of other dialects (MySQL's client command), or
+/// the whole text; each with the line it starts on. `GO` and `DELIMITER` lines belong to none.
+fn regions(sql: &str, dialect: Dialect) -> Vec<Region<'_>> {
+    let mut regions = Vec::new();
     let (mut start, mut start_line, mut offset) = (0, 1u32, 0);
+    let mut delimiter: Option<&str> = None;
     for (index, line) in sql.split_inclusive('\n').enumerate() {
         let word = line.trim();
-        // `get`: the line may start with a character wider than two bytes.
-        let is_go = word.get(..2).is_some_and(|go| go.eq_ignore_ascii_case("go"))
+        // `get`: the line may start with a character wider than the prefix.
+        let is_go = dialect.has_go_batches()
+            && word.get(..2).is_some_and(|go| go.eq_ignore_ascii_case("go"))
             && word.get(2..).is_some_and(|count| count.trim().chars().all(|character| character.is_ascii_digit()));
-        if is_go {
-            batches.push((&sql[start..offset], start_line));
+        let new_delimiter = (!dialect.has_go_batches())
+            .then(|| word.get(..10).filter(|prefix| prefix.eq_ignore_ascii_case("delimiter ")).map(|_| word[10..].trim()))
+            .flatten()
+            .filter(|delimiter| !delimiter.is_empty());
+        if is_go || new_delimiter.is_some() {
+            regions.push(Region { text: &sql[start..offset], first_line: start_line, delimiter });
             start = offset + line.len();
             start_line = index as u32 + 2;
+            if let Some(new_delimiter) = new_delimiter {
+                delimiter = (new_delimiter != ";").then_some(new_delimiter);
+            }
         }
         offset += line.len();
     }
-    batches.push((&sql[start..], start_line));
-    batches
+    regions.push(Region { text: &sql[start..], first_line: start_line, delimiter });
+    regions
 }
 
-fn word(token: &Token) -> Option<String> {
-    match token {
-        Token::Word(word) if word.quote_style.is_none() => Some(word.value.to_ascii_uppercase()),
-        _ => None,
+/// A `DELIMITER` section: each statement ends where the delimiter ends a line (as `mysqldump` and
+/// people write them: `END ;;`); `;` inside does not cut.
+fn cut_by_delimiter(text: &str, first_line: u32, delimiter: &str, dialect: Dialect, pieces: &mut Vec<Piece>) {
+    let (mut start, mut start_line, mut offset) = (0, first_line, 0);
+    let push = |from: usize, to: usize, line: u32, pieces: &mut Vec<Piece>| {
+        let statement = &text[from..to];
+        let leading = statement.len() - statement.trim_start().len();
+        let statement = statement.trim();
+        if !statement.is_empty() {
+            let start_line = line + text[from..from + leading].matches('\n').count() as u32;
+            let operators = count_operators_in(statement, dialect);
+            pieces.push(Piece {
+                text: statement.to_owned(),
+                start_line,
+                end_line: start_line + statement.matches('\n').count() as u32,
+                operators,
+            });
+        }
+    };
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        let content = line.trim_end();
+        if let Some(statement_end) = content.strip_suffix(delimiter) {
+            push(start, offset + statement_end.len(), start_line, pieces);
+            start = offset + line.len();
+            start_line = first_line + index as u32 + 1;
+        }
+        offset += line.len();
+    }
+    push(start, text.len(), start_line, pieces);
+}
+
+fn count_operators_in(text: &str, dialect: Dialect) -> usize {
+    let parser_dialect = dialect.parser();
+    match Tokenizer::new(&*parser_dialect, text).tokenize() {
+        Ok(tokens) => tokens.iter().filter(|token| is_operator(token)).count(),
+        // Untokenizable: the parser will refuse it; count nothing.
+        Err(_) => 0,
     }
 }
 
-fn is_blank(token: &Token) -> bool {
-    matches!(token, Token::Whitespace(Whitespace::Space | Whitespace::Newline | Whitespace::Tab))
+/// Cuts one region's tokens into pieces.
+fn cut(text: &str, all_tokens: &[TokenWithSpan], first_line: u32, dialect: Dialect, pieces: &mut Vec<Piece>) {
+    let map = SourceMap::new(text, 1);
+    let tokens: Vec<TokenWithSpan> = all_tokens.iter().filter(|token| !is_trivia(&token.token)).cloned().collect();
+    let ranges = if dialect.has_go_batches() {
+        if starts_routine(&tokens) { vec![0..tokens.len()] } else { tsql_statements(&tokens) }
+    } else {
+        semicolon_statements(&tokens)
+    };
+    for range in ranges {
+        let slice = &tokens[range.clone()];
+        // A piece of semicolons alone is not a statement.
+        if slice.iter().all(|token| token.token == Token::SemiColon) {
+            continue;
+        }
+        let statement = map.text_of(&tokens, range);
+        let start_line = first_line + (slice[0].span.start.line as u32).saturating_sub(1);
+        let end_line = start_line + statement.matches('\n').count() as u32;
+        let operators = slice.iter().filter(|token| is_operator(&token.token)).count();
+        pieces.push(Piece { text: statement.to_owned(), start_line, end_line, operators });
+    }
 }
 
-fn is_trivia(token: &Token) -> bool {
-    matches!(token, Token::Whitespace(_))
-}
-
-/// Cuts one batch's tokens into pieces.
-fn cut(batch: &str, tokens: &[TokenWithSpan], first_line: u32, dialect: Dialect, pieces: &mut Vec<Piece>) {
-    let mut offsets = Offsets::new(batch);
-    let next_token = |from: usize| tokens[from..].iter().find(|token| !is_trivia(&token.token)).map(|token| &token.token);
-    let next_word = |from: usize| next_token(from).and_then(word);
+/// Statements ended by `;` outside parentheses and `BEGIN … END` / `CASE … END` blocks.
+pub fn semicolon_statements(tokens: &[TokenWithSpan]) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
     let mut start = 0;
     let (mut parens, mut blocks) = (0usize, 0usize);
-    let mut routine = false;
-    // Whether the statement begun at `start` has had a token other than space and comments.
-    let mut has_content = false;
-    let mut index = 0;
-    while index < tokens.len() {
-        let token = &tokens[index].token;
-        if !has_content && !is_trivia(token) {
-            has_content = true;
-            // The first words of a statement: does a T-SQL routine begin here?
-            routine = dialect.has_go_batches() && starts_routine(&tokens[index..]);
-        }
-        match token {
+    let next = |index: usize| tokens.get(index + 1).map(|token| &token.token);
+    for (index, token) in tokens.iter().enumerate() {
+        match &token.token {
             Token::LParen => parens += 1,
             Token::RParen => parens = parens.saturating_sub(1),
-            Token::Word(_) => match word(token).as_deref() {
-                Some("BEGIN") => {
-                    let opens_block = !matches!(
-                        next_word(index + 1).as_deref(),
-                        Some("TRANSACTION" | "TRAN" | "WORK" | "DISTRIBUTED" | "DIALOG" | "CONVERSATION")
-                    ) && !matches!(next_token(index + 1), Some(Token::SemiColon));
-                    blocks += usize::from(opens_block);
-                }
-                Some("CASE") => blocks += 1,
-                // `END IF`, `END LOOP`…: their openers were not counted.
-                Some("END") if !matches!(next_word(index + 1).as_deref(), Some("IF" | "LOOP" | "WHILE" | "REPEAT" | "FOR")) => {
-                    blocks = blocks.saturating_sub(1);
-                }
-                _ => {}
-            },
-            Token::SemiColon if parens == 0 && blocks == 0 && !routine => {
-                push_piece(batch, &mut offsets, tokens, start..index + 1, first_line, pieces);
+            Token::Word(_) if is_word(&token.token, "BEGIN") => {
+                let opens_block = !next(index).is_some_and(|next| {
+                    *next == Token::SemiColon
+                        || is_any_word(next, &["TRANSACTION", "TRAN", "WORK", "DISTRIBUTED", "DIALOG", "CONVERSATION"])
+                });
+                blocks += usize::from(opens_block);
+            }
+            Token::Word(_) if is_word(&token.token, "CASE") => blocks += 1,
+            // `END IF`, `END LOOP`…: their openers were not counted.
+            Token::Word(_)
+                if is_word(&token.token, "END")
+                    && !next(index).is_some_and(|next| is_any_word(next, &["IF", "LOOP", "WHILE", "REPEAT", "FOR"])) =>
+            {
+                blocks = blocks.saturating_sub(1);
+            }
+            Token::SemiColon if parens == 0 && blocks == 0 => {
+                ranges.push(start..index + 1);
                 start = index + 1;
-                has_content = false;
             }
             _ => {}
         }
-        index += 1;
     }
-    push_piece(batch, &mut offsets, tokens, start..tokens.len(), first_line, pieces);
+    if start < tokens.len() {
+        ranges.push(start..tokens.len());
+    }
+    ranges
 }
 
 /// Whether the tokens begin `CREATE [OR ALTER|OR REPLACE] PROC|PROCEDURE|FUNCTION|TRIGGER` or `ALTER` of one.
-fn starts_routine(tokens: &[TokenWithSpan]) -> bool {
-    let words: Vec<String> =
-        tokens.iter().filter(|token| !is_trivia(&token.token)).take(4).filter_map(|token| word(&token.token)).collect();
-    let rest = match words.first().map(String::as_str) {
-        Some("CREATE") if words.get(1).is_some_and(|word| word == "OR") => &words[3.min(words.len())..],
-        Some("CREATE" | "ALTER") => &words[1.min(words.len())..],
+pub fn starts_routine(tokens: &[TokenWithSpan]) -> bool {
+    let word = |index: usize| tokens.get(index).map(|token| &token.token);
+    let rest = match word(0) {
+        Some(first) if is_word(first, "CREATE") && word(1).is_some_and(|second| is_word(second, "OR")) => 3,
+        Some(first) if is_any_word(first, &["CREATE", "ALTER"]) => 1,
         _ => return false,
     };
-    matches!(rest.first().map(String::as_str), Some("PROC" | "PROCEDURE" | "FUNCTION" | "TRIGGER"))
+    word(rest).is_some_and(|kind| is_any_word(kind, &["PROC", "PROCEDURE", "FUNCTION", "TRIGGER"]))
 }
 
-/// Turns token locations (line, character column) into byte offsets. Statements are asked for in
-/// order, so a cursor moves forward only: linear even when the whole file is one line.
-struct Offsets<'a> {
-    text: &'a str,
-    line_starts: Vec<usize>,
-    /// The last answer: (line, column, byte offset).
-    cursor: (usize, usize, usize),
+/// Words that begin a T-SQL statement.
+const TSQL_STATEMENT_STARTS: &[&str] = &[
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "WITH",
+    "DECLARE",
+    "SET",
+    "IF",
+    "ELSE",
+    "WHILE",
+    "BEGIN",
+    "END",
+    "RETURN",
+    "EXEC",
+    "EXECUTE",
+    "PRINT",
+    "RAISERROR",
+    "THROW",
+    "TRUNCATE",
+    "DROP",
+    "CREATE",
+    "ALTER",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVE",
+    "OPEN",
+    "FETCH",
+    "CLOSE",
+    "DEALLOCATE",
+    "BREAK",
+    "CONTINUE",
+    "GOTO",
+    "WAITFOR",
+    "USE",
+    "GRANT",
+    "DENY",
+    "REVOKE",
+    "BULK",
+    "DBCC",
+    "CHECKPOINT",
+    "ENABLE",
+    "DISABLE",
+    "KILL",
+    "RECONFIGURE",
+    "BACKUP",
+    "RESTORE",
+    "REVERT",
+    "SETUSER",
+];
+
+/// What the statement being cut has seen, for the words that continue it rather than begin another.
+#[derive(Default)]
+struct TsqlStatement {
+    /// Its main verb (after a `WITH` list of CTEs, the verb that follows them).
+    verb: Option<&'static str>,
+    /// An `INSERT` has its source (`SELECT`, `VALUES`, `EXEC`); an `UPDATE` its `SET`; a `WITH` its verb.
+    has_source: bool,
+    has_set: bool,
+    /// A `GRANT`, `DENY` or `REVOKE` has named its principal (`TO`/`FROM`).
+    has_grantee: bool,
+    /// CTEs began inside the statement (`CREATE VIEW v AS WITH …`): the verb after them is its own.
+    cte_pending: bool,
 }
 
-impl<'a> Offsets<'a> {
-    fn new(text: &'a str) -> Self {
-        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(at, _)| at + 1)).collect();
-        Offsets { text, line_starts, cursor: (1, 1, 0) }
+/// Cuts T-SQL tokens into statements: at `;`, and where a word begins a new statement outside
+/// parentheses and `CASE … END` (T-SQL needs no `;`). Control-flow words (`BEGIN`, `END`, `ELSE`,
+/// `BEGIN TRY`, `END CATCH`…) stand alone, so an `IF` keeps only its condition and the statements
+/// of a block come out one by one.
+pub fn tsql_statements(tokens: &[TokenWithSpan]) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    let (mut parens, mut cases) = (0usize, 0usize);
+    let mut statement = TsqlStatement::default();
+    let word_at = |index: usize| tokens.get(index).map(|token| &token.token);
+    let mut index = 0;
+    while index < tokens.len() {
+        let token = &tokens[index].token;
+        let mut cut_before = false;
+        let mut cut_after = false;
+        match token {
+            Token::LParen => parens += 1,
+            Token::RParen => parens = parens.saturating_sub(1),
+            Token::SemiColon if parens == 0 && cases == 0 => cut_after = true,
+            Token::Word(word) if word.quote_style.is_none() && parens == 0 => {
+                let upper = word.value.to_ascii_uppercase();
+                if upper == "CASE" {
+                    cases += 1;
+                } else if upper == "END" && cases > 0 {
+                    cases -= 1;
+                } else if cases == 0 {
+                    let previous = index.checked_sub(1).and_then(word_at);
+                    let before_previous = index.checked_sub(2).and_then(word_at);
+                    let next = word_at(index + 1);
+                    if let Some(verb) = TSQL_STATEMENT_STARTS.iter().find(|verb| **verb == upper)
+                        && begins_statement(verb, previous, before_previous, next, tokens, index, &mut statement)
+                    {
+                        cut_before = index > start;
+                        if matches!(*verb, "BEGIN" | "END" | "ELSE") && !is_transaction_begin(verb, next) {
+                            // A control-flow word is a statement of its own (with `TRY`/`CATCH`).
+                            let extra = usize::from(next.is_some_and(|next| is_any_word(next, &["TRY", "CATCH"])));
+                            if cut_before {
+                                ranges.push(start..index);
+                            }
+                            index += 1 + extra;
+                            start = index;
+                            statement = TsqlStatement::default();
+                            continue;
+                        }
+                    }
+                    if statement.verb.is_none() || cut_before {
+                        statement =
+                            TsqlStatement { verb: TSQL_STATEMENT_STARTS.iter().copied().find(|verb| *verb == upper), ..Default::default() };
+                    }
+                    match upper.as_str() {
+                        "TO" | "FROM" => statement.has_grantee = true,
+                        // `INSERT … VALUES (…)` has its source: a `SELECT` after it is a statement of its own.
+                        "VALUES" => statement.has_source = true,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        if cut_before {
+            ranges.push(start..index);
+            start = index;
+        }
+        index += 1;
+        if cut_after {
+            ranges.push(start..index);
+            start = index;
+            statement = TsqlStatement::default();
+        }
     }
-
-    /// The byte offset of a token's start.
-    fn of(&mut self, token: &TokenWithSpan) -> usize {
-        let (line, column) = (token.span.start.line as usize, token.span.start.column.max(1) as usize);
-        let (from, skip) = match self.cursor {
-            (cursor_line, cursor_column, at) if cursor_line == line && cursor_column <= column => (at, column - cursor_column),
-            _ => match self.line_starts.get(line.saturating_sub(1)) {
-                Some(&line_start) => (line_start, column - 1),
-                None => return self.text.len(),
-            },
-        };
-        let at = self.text[from..].char_indices().nth(skip).map_or(self.text.len(), |(at, _)| from + at);
-        self.cursor = (line, column, at);
-        at
+    if start < tokens.len() {
+        ranges.push(start..tokens.len());
     }
+    ranges
 }
 
-/// Operators a statement may hold: `sqlparser` builds a chain of them (`1+1+…`, `a AND b AND …`)
-/// as a tree as deep as the chain, which its depth limit does not count and which would overflow the
-/// stack when freed. Real statements stay far below.
-pub const MAX_OPERATORS: usize = 2000;
+fn is_transaction_begin(verb: &str, next: Option<&Token>) -> bool {
+    verb == "BEGIN" && next.is_some_and(|next| is_any_word(next, &["TRAN", "TRANSACTION", "DISTRIBUTED", "DIALOG", "CONVERSATION"]))
+}
 
-fn is_operator(token: &Token) -> bool {
-    match token {
-        Token::Word(word) => matches!(word.value.to_ascii_uppercase().as_str(), "AND" | "OR" | "NOT" | "IS" | "LIKE" | "IN" | "BETWEEN"),
-        Token::Plus
-        | Token::Minus
-        | Token::Mul
-        | Token::Div
-        | Token::Mod
-        | Token::StringConcat
-        | Token::Eq
-        | Token::DoubleEq
-        | Token::Neq
-        | Token::Lt
-        | Token::Gt
-        | Token::LtEq
-        | Token::GtEq
-        | Token::Ampersand
-        | Token::Pipe
-        | Token::Caret => true,
+/// Whether `verb`, met outside parentheses, begins a new statement rather than continuing the
+/// current one; updates what the current statement has seen when it continues it.
+fn begins_statement(
+    verb: &'static str,
+    previous: Option<&Token>,
+    before_previous: Option<&Token>,
+    next: Option<&Token>,
+    tokens: &[TokenWithSpan],
+    index: usize,
+    statement: &mut TsqlStatement,
+) -> bool {
+    let previous_is = |words: &[&str]| previous.is_some_and(|previous| is_any_word(previous, words));
+    let current = statement.verb;
+    if statement.cte_pending && matches!(verb, "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE") {
+        statement.cte_pending = false;
+        return false;
+    }
+    let continues = match verb {
+        // `UPDATE(col)` in a trigger's condition is a function.
+        "UPDATE" if next == Some(&Token::LParen) => true,
+        // `CREATE OR ALTER VIEW`.
+        "ALTER" if previous_is(&["OR"]) => true,
+        "SELECT" if previous_is(&["UNION", "ALL", "EXCEPT", "INTERSECT", "AS", "FOR", "RETURN"]) => true,
+        "WITH" if !is_cte_start(tokens, index) => true,
+        "WITH" if previous_is(&["AS", "RETURN"]) => {
+            statement.cte_pending = true;
+            true
+        }
+        "INSERT" | "UPDATE" | "DELETE"
+            if previous_is(&["THEN", "ON", "FOR", "INSTEAD", "AFTER", "BULK"]) || previous == Some(&Token::Comma) =>
+        {
+            true
+        }
+        "SET" if previous_is(&["UPDATE"]) || (previous_is(&["DELETE"]) && before_previous.is_some_and(|word| is_word(word, "ON"))) => true,
+        "FETCH" if previous_is(&["ROWS", "ROW"]) => true,
+        "EXEC" | "EXECUTE" if previous_is(&["WITH"]) => true,
+        _ => false,
+    };
+    if continues {
+        return false;
+    }
+    let (verb_of_cte, source_of_insert, set_of_update) = match current {
+        Some("WITH") if !statement.has_source && matches!(verb, "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE") => {
+            statement.verb = Some(verb);
+            statement.has_source = false;
+            (true, false, false)
+        }
+        Some("INSERT") if !statement.has_source && matches!(verb, "SELECT" | "EXEC" | "EXECUTE" | "WITH") => {
+            statement.has_source = true;
+            (false, true, false)
+        }
+        Some("UPDATE") if !statement.has_set && verb == "SET" => {
+            statement.has_set = true;
+            (false, false, true)
+        }
+        Some("ALTER") => return !matches!(verb, "SET" | "DROP" | "ALTER" | "WITH" | "ENABLE" | "DISABLE"),
+        Some("GRANT" | "DENY" | "REVOKE") if !statement.has_grantee => return false,
+        _ => (false, false, false),
+    };
+    !(verb_of_cte || source_of_insert || set_of_update)
+}
+
+/// Whether the `WITH` at `index` begins a common table expression (`WITH name AS (`, `WITH name (a,
+/// b) AS (`, `WITH XMLNAMESPACES (`), not a table hint, an option list or `WITH CHECK`.
+pub fn is_cte_start(tokens: &[TokenWithSpan], index: usize) -> bool {
+    let at = |offset: usize| tokens.get(index + offset).map(|token| &token.token);
+    match at(1) {
+        Some(word) if is_word(word, "XMLNAMESPACES") => true,
+        Some(Token::Word(_)) => match at(2) {
+            Some(word) if is_word(word, "AS") => at(3) == Some(&Token::LParen),
+            Some(Token::LParen) => {
+                matching_close(tokens, index + 2).and_then(|close| tokens.get(close + 1)).is_some_and(|after| is_word(&after.token, "AS"))
+            }
+            _ => false,
+        },
         _ => false,
     }
 }
 
-/// Adds the statement made of `tokens[range]` (if it has any content), its text sliced from the
-/// batch as written, without leading and trailing blank space.
-fn push_piece(
-    batch: &str,
-    offsets: &mut Offsets,
-    tokens: &[TokenWithSpan],
-    range: std::ops::Range<usize>,
-    first_line: u32,
-    pieces: &mut Vec<Piece>,
-) {
-    let slice = &tokens[range.clone()];
-    let Some(first) = slice.iter().position(|token| !is_blank(&token.token)) else { return };
-    // A piece of comments and semicolons alone is not a statement.
-    if slice.iter().all(|token| is_trivia(&token.token) || token.token == Token::SemiColon) {
-        return;
+/// Operator tokens a statement may hold. `sqlparser` builds a chain of operators (`1+1+…`,
+/// `a::int::int…`, `x AT TIME ZONE 'a' AT TIME ZONE …`, `a UNION SELECT …`) as a tree as deep as the
+/// chain, which its nesting limit does not count; walking or freeing a deep tree takes stack.
+/// Statements are parsed on a thread whose stack holds any tree this budget allows many times over
+/// (see [`super::parse`]); one above it is read without the parser, by [`super::recover`].
+pub const MAX_OPERATORS: usize = 20_000;
+
+/// Words `sqlparser` reads as infix or postfix operators, or as set operations: each can extend a
+/// chain. Listed from its precedence table (`Dialect::get_next_precedence_default`) and set
+/// operations, so that no chain escapes the count.
+const OPERATOR_WORDS: &[&str] = &[
+    "AND",
+    "OR",
+    "XOR",
+    "NOT",
+    "IS",
+    "IN",
+    "BETWEEN",
+    "LIKE",
+    "ILIKE",
+    "RLIKE",
+    "REGEXP",
+    "SIMILAR",
+    "GLOB",
+    "MATCH",
+    "MEMBER",
+    "OVERLAPS",
+    "OPERATOR",
+    "DIV",
+    "MOD",
+    "AT",
+    "COLLATE",
+    "NOTNULL",
+    "ISNULL",
+    "ESCAPE",
+    "SOUNDS",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "MINUS",
+];
+
+/// Whether a token can extend a chain of expressions: every symbol but the separators, and the
+/// operator words.
+pub fn is_operator(token: &Token) -> bool {
+    match token {
+        Token::Word(word) => word.quote_style.is_none() && OPERATOR_WORDS.iter().any(|operator| word.value.eq_ignore_ascii_case(operator)),
+        Token::EOF
+        | Token::Number(_, _)
+        | Token::Char(_)
+        | Token::SingleQuotedString(_)
+        | Token::DoubleQuotedString(_)
+        | Token::TripleSingleQuotedString(_)
+        | Token::TripleDoubleQuotedString(_)
+        | Token::DollarQuotedString(_)
+        | Token::SingleQuotedByteStringLiteral(_)
+        | Token::DoubleQuotedByteStringLiteral(_)
+        | Token::TripleSingleQuotedByteStringLiteral(_)
+        | Token::TripleDoubleQuotedByteStringLiteral(_)
+        | Token::SingleQuotedRawStringLiteral(_)
+        | Token::DoubleQuotedRawStringLiteral(_)
+        | Token::TripleSingleQuotedRawStringLiteral(_)
+        | Token::TripleDoubleQuotedRawStringLiteral(_)
+        | Token::NationalStringLiteral(_)
+        | Token::QuoteDelimitedStringLiteral(_)
+        | Token::NationalQuoteDelimitedStringLiteral(_)
+        | Token::EscapedStringLiteral(_)
+        | Token::UnicodeStringLiteral(_)
+        | Token::HexStringLiteral(_)
+        | Token::Whitespace(_)
+        | Token::Comma
+        | Token::LParen
+        | Token::RParen
+        | Token::RBracket
+        | Token::LBrace
+        | Token::RBrace
+        | Token::SemiColon
+        | Token::Period
+        | Token::Placeholder(_)
+        | Token::CopyData { .. } => false,
+        _ => true,
     }
-    let start = offsets.of(&slice[first]);
-    let end = tokens.get(range.end).map_or(batch.len(), |next| offsets.of(next));
-    let text = batch[start..end.max(start)].trim_end();
-    let start_line = first_line + (slice[first].span.start.line as u32).saturating_sub(1);
-    let end_line = start_line + text.matches('\n').count() as u32;
-    let operators = slice.iter().filter(|token| is_operator(&token.token)).count();
-    pieces.push(Piece { text: text.to_owned(), start_line, end_line, operators });
 }
 
 #[cfg(test)]
@@ -239,6 +618,10 @@ mod tests {
 
     fn texts(sql: &str, dialect: Dialect) -> Vec<(String, u32, u32)> {
         split(sql, dialect).0.into_iter().map(|piece| (piece.text, piece.start_line, piece.end_line)).collect()
+    }
+
+    fn statements(sql: &str, dialect: Dialect) -> Vec<String> {
+        split(sql, dialect).0.into_iter().map(|piece| piece.text).collect()
     }
 
     #[test]
@@ -264,6 +647,44 @@ mod tests {
     }
 
     #[test]
+    fn tsql_statements_need_no_semicolon() {
+        let sql = "insert into tab1 select * from foo\ninsert into tab2 select * from bar\n\
+                   IF NOT EXISTS (SELECT 1 FROM sys.schemas WHERE name = 'x') EXEC sys.sp_executesql N'CREATE SCHEMA x'\n\
+                   BEGIN TRY\n UPDATE t SET a = 1 FROM t JOIN s ON s.id = t.id WHERE a IN (SELECT 1)\nEND TRY\n\
+                   BEGIN CATCH\n THROW;\nEND CATCH\n\
+                   ;WITH c AS (SELECT 1 AS a) INSERT INTO t (a) SELECT a FROM c\n\
+                   MERGE t USING s ON t.a = s.a WHEN MATCHED THEN UPDATE SET b = s.b WHEN NOT MATCHED THEN INSERT (a) VALUES (s.a);\n\
+                   SELECT TOP 1 a FROM t WITH (NOLOCK) ORDER BY a OFFSET 0 ROWS FETCH NEXT 1 ROWS ONLY\n\
+                   DECLARE c CURSOR FOR SELECT a FROM t\n\
+                   ALTER TABLE t WITH CHECK ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES s (a) ON DELETE SET NULL\n\
+                   IF UPDATE(a) SELECT CASE WHEN 1 = 1 THEN 2 ELSE 3 END\nELSE SET @x += 1\n\
+                   CREATE OR ALTER VIEW v AS WITH c AS (SELECT 1 AS a) SELECT a FROM c\nSELECT 2";
+        let found = statements(sql, Dialect::TSql);
+        let expected = [
+            "insert into tab1 select * from foo",
+            "insert into tab2 select * from bar",
+            "IF NOT EXISTS (SELECT 1 FROM sys.schemas WHERE name = 'x')",
+            "EXEC sys.sp_executesql N'CREATE SCHEMA x'",
+            "UPDATE t SET a = 1 FROM t JOIN s ON s.id = t.id WHERE a IN (SELECT 1)",
+            "THROW;",
+            ";",
+            "WITH c AS (SELECT 1 AS a) INSERT INTO t (a) SELECT a FROM c",
+            "MERGE t USING s ON t.a = s.a WHEN MATCHED THEN UPDATE SET b = s.b WHEN NOT MATCHED THEN INSERT (a) VALUES (s.a);",
+            "SELECT TOP 1 a FROM t WITH (NOLOCK) ORDER BY a OFFSET 0 ROWS FETCH NEXT 1 ROWS ONLY",
+            "DECLARE c CURSOR FOR SELECT a FROM t",
+            "ALTER TABLE t WITH CHECK ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES s (a) ON DELETE SET NULL",
+            "IF UPDATE(a)",
+            "SELECT CASE WHEN 1 = 1 THEN 2 ELSE 3 END",
+            "SET @x += 1",
+            "CREATE OR ALTER VIEW v AS WITH c AS (SELECT 1 AS a) SELECT a FROM c",
+            "SELECT 2",
+        ];
+        let found: Vec<&str> = found.iter().map(String::as_str).filter(|text| *text != ";").collect();
+        let expected: Vec<&str> = expected.into_iter().filter(|text| *text != ";").collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
     fn begin_end_blocks_and_transactions() {
         let sql = "BEGIN TRANSACTION;\nCREATE PROCEDURE p() BEGIN INSERT INTO a VALUES (1); IF x THEN SELECT 1; END IF; END;\nCOMMIT;";
         let pieces = texts(sql, Dialect::MySql);
@@ -279,10 +700,66 @@ mod tests {
     }
 
     #[test]
-    fn untokenizable_text_is_a_problem_with_its_line() {
-        let (pieces, problems) = split("SELECT 1;\nSELECT 'unterminated", Dialect::Generic);
-        assert_eq!(pieces.len(), 1, "the statement before the problem is kept: {pieces:?}");
+    fn an_unreadable_line_is_a_problem_and_reading_resumes_after_it() {
+        let (pieces, problems) = split("SELECT 1;\nSELECT 'unterminated\nSELECT 3;", Dialect::Generic);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].line, 2);
+        assert_eq!(
+            pieces.iter().map(|piece| (piece.text.as_str(), piece.start_line)).collect::<Vec<_>>(),
+            [("SELECT 1;", 1), ("SELECT 3;", 3)]
+        );
+        // A file of broken lines costs a bounded number of resumptions.
+        let broken = "/*\n".repeat(10_000);
+        let (_, problems) = split(&broken, Dialect::Generic);
+        assert!(!problems.is_empty() && problems.len() <= MAX_RESUMPTIONS + 1, "{problems:?}");
+    }
+
+    #[test]
+    fn pg_dump_copy_data_and_psql_commands_are_not_sql() {
+        let sql = "\\restrict abc\nCOPY public.t (a, b) FROM stdin;\n1\tit's; -- not sql\n2\t'\n\\.\n\nSELECT 1;\n\\connect db\nSELECT 2;";
+        let pieces = texts(sql, Dialect::PostgreSql);
+        let found: Vec<(&str, u32)> = pieces.iter().map(|(text, line, _)| (text.as_str(), *line)).collect();
+        assert_eq!(found, [("COPY public.t (a, b) FROM stdin;", 2), ("SELECT 1;", 7), ("SELECT 2;", 9)]);
+    }
+
+    #[test]
+    fn mysql_delimiters_and_versioned_comments() {
+        let sql = "/*!40101 SET NAMES utf8 */;\nDELIMITER ;;\nCREATE PROCEDURE p()\nBEGIN\n  INSERT INTO a VALUES (1);\n  SELECT 1;\nEND ;;\n\
+                   /*!50003 CREATE*/ /*!50003 TRIGGER tr BEFORE INSERT ON a FOR EACH ROW SET NEW.x = 1 */;;\nDELIMITER ;\nSELECT 2;";
+        let pieces = texts(sql, Dialect::MySql);
+        let found: Vec<(&str, u32)> = pieces.iter().map(|(text, line, _)| (text.as_str(), *line)).collect();
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert_eq!(found[0].0.split_whitespace().collect::<Vec<_>>(), ["SET", "NAMES", "utf8", ";"]);
+        assert_eq!((found[1].0, found[1].1), ("CREATE PROCEDURE p()\nBEGIN\n  INSERT INTO a VALUES (1);\n  SELECT 1;\nEND", 3));
+        assert!(found[2].0.starts_with("CREATE") && found[2].0.contains("TRIGGER tr BEFORE INSERT"), "{:?}", found[2]);
+        assert_eq!(found[2].1, 8);
+        assert_eq!(found[3], ("SELECT 2;", 10));
+    }
+
+    #[test]
+    fn every_chaining_operator_counts() {
+        for chain in [
+            "+1",
+            "::int",
+            " << 1",
+            "->1",
+            "->>'a'",
+            " ILIKE 'a'",
+            " XOR 1",
+            " AT TIME ZONE 'x'",
+            " COLLATE x",
+            " || 'a'",
+            "[1]",
+            ":a",
+            " UNION SELECT 1",
+            " IS NULL",
+            " DIV 2",
+        ] {
+            let sql = format!("SELECT 1{}", chain.repeat(10));
+            let (pieces, _) = split(&sql, Dialect::PostgreSql);
+            assert!(pieces[0].operators >= 10, "{chain}: {}", pieces[0].operators);
+        }
+        let (pieces, _) = split("SELECT a.b, 'x', \"q\", f(1, 2) FROM s.t;", Dialect::PostgreSql);
+        assert_eq!(pieces[0].operators, 0, "names, literals and separators are not operators");
     }
 }

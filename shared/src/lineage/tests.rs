@@ -181,7 +181,8 @@ fn tsql_procedures_views_and_go_batches() {
     assert_eq!(parsed.dialect, Dialect::TSql);
     assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
     assert_eq!(graph.lineage("dbo.vbigorders", Direction::Upstream), set(&["dbo.vcustomerorders", "dbo.customers", "dbo.orders"]));
-    assert_eq!(graph.lineage("dbo.salessummary", Direction::Upstream), set(&["dbo.orders"]));
+    // The procedure that fills it is upstream, and what the procedure reads and calls.
+    assert_eq!(graph.lineage("dbo.salessummary", Direction::Upstream), set(&["dbo.orders", "dbo.usp_refreshsales", "dbo.usp_logrun"]));
     assert_eq!(graph.lineage("dbo.usp_refreshsales", Direction::Upstream), set(&["dbo.orders", "dbo.usp_logrun"]));
     assert!(graph.has_edge("dbo.salessummary", EdgeKind::ReadsFrom, "dbo.orders"));
     assert_eq!(
@@ -326,4 +327,110 @@ fn truncated_and_garbled_sql_never_panics() {
             }
         }
     }
+}
+
+/// What a realistic script (`tests/fixtures/sql/real/*.sql`, shaped like SSMS "Generate Scripts",
+/// `pg_dump`, `mysqldump`, dbt and warehouse load procedures) must yield, as its `.expect.json`
+/// states it: each expectation checked against the graph, every miss listed.
+fn real_script_misses(script: &str) -> (Vec<String>, usize, Vec<super::model::IngestWarning>) {
+    let root = format!("{}/../tests/fixtures/sql/real", env!("CARGO_MANIFEST_DIR"));
+    let sql = std::fs::read_to_string(format!("{root}/{script}.sql")).unwrap();
+    let expect: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/{script}.expect.json")).unwrap()).unwrap();
+    let choice = DialectChoice::parse(expect["dialect"].as_str().unwrap()).unwrap();
+    let filename = format!("{script}.sql");
+    let graph = Graph::ingest(&[(&filename, &sql)], choice);
+    let list = |field: &str| expect[field].as_array().cloned().unwrap_or_default();
+    let text = |value: &serde_json::Value| value.as_str().unwrap().to_owned();
+    let reads = |source: &str, kind: EdgeKind, target: &str| graph.has_edge(source, kind, target);
+    let flows = |source: &str, target: &str| reads(source, EdgeKind::ReadsFrom, target) || reads(source, EdgeKind::Derives, target);
+    let mut misses = Vec::new();
+    let mut checked = 0;
+    let mut check = |ok: bool, what: String| {
+        checked += 1;
+        if !ok {
+            misses.push(what);
+        }
+    };
+    for pair in list("objects") {
+        let (name, kind) = (text(&pair[0]), text(&pair[1]));
+        let found = graph.kind(&name);
+        check(found.map(|found| found.as_str()) == Some(kind.as_str()), format!("object {name} is a {kind} (found {found:?})"));
+    }
+    for pair in list("flows") {
+        let (target, source) = (text(&pair[0]), text(&pair[1]));
+        check(flows(&target, &source), format!("flow {target} <- {source}"));
+    }
+    for pair in list("routine_reads") {
+        let (routine, table) = (text(&pair[0]), text(&pair[1]));
+        check(reads(&routine, EdgeKind::ReadsFrom, &table), format!("{routine} reads {table}"));
+    }
+    for pair in list("routine_writes") {
+        let (routine, table) = (text(&pair[0]), text(&pair[1]));
+        check(reads(&table, EdgeKind::ReadsFrom, &routine), format!("{routine} writes {table}"));
+    }
+    for pair in list("calls") {
+        let (caller, callee) = (text(&pair[0]), text(&pair[1]));
+        check(reads(&caller, EdgeKind::Calls, &callee), format!("{caller} calls {callee}"));
+    }
+    for pair in list("references") {
+        let (table, referenced) = (text(&pair[0]), text(&pair[1]));
+        check(reads(&table, EdgeKind::References, &referenced), format!("{table} references {referenced}"));
+    }
+    for pair in list("columns") {
+        let id = format!("{}#{}", text(&pair[0]), text(&pair[1]));
+        check(graph.nodes.contains_key(&id), format!("column {id}"));
+    }
+    for flow in list("column_flows") {
+        let target = format!("{}#{}", text(&flow[0]), text(&flow[1]));
+        let source = format!("{}#{}", text(&flow[2]), text(&flow[3]));
+        check(flows(&target, &source), format!("column flow {target} <- {source}"));
+    }
+    let squash = |text: &str| text.split_whitespace().collect::<String>().to_lowercase();
+    for expression in list("expressions") {
+        let id = format!("{}#{}", text(&expression[0]), text(&expression[1]));
+        let fragment = squash(&text(&expression[2]));
+        let found = graph.nodes.get(&id).and_then(|node| node.properties.get("expression")).and_then(|value| value.as_str()).map(squash);
+        check(
+            found.as_ref().is_some_and(|found| found.contains(&fragment)),
+            format!("expression of {id} has {fragment:?} (found {found:?})"),
+        );
+    }
+    for query in list("queries") {
+        let id = super::resolve::query_id(&filename, query[0].as_u64().unwrap() as u32);
+        for table in query[1].as_array().unwrap() {
+            check(reads(&id, EdgeKind::ReadsFrom, &text(table)), format!("{id} reads {}", text(table)));
+        }
+    }
+    for name in list("absent") {
+        let name = text(&name);
+        check(!graph.nodes.contains_key(&name), format!("{name} is not an object"));
+    }
+    let warnings = graph.parsed[0].1.warnings.clone();
+    (misses, checked, warnings)
+}
+
+#[test]
+fn realistic_scripts_yield_everything_they_state() {
+    let root = format!("{}/../tests/fixtures/sql/real", env!("CARGO_MANIFEST_DIR"));
+    let mut scripts: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|entry| entry.unwrap().file_name().to_str()?.strip_suffix(".sql").map(str::to_owned))
+        .collect();
+    scripts.sort();
+    let mut report = String::new();
+    let mut failed = false;
+    for script in &scripts {
+        let (misses, checked, warnings) = real_script_misses(script);
+        report.push_str(&format!("\n{script}: {} of {checked} expectations met, {} warnings\n", checked - misses.len(), warnings.len()));
+        for miss in &misses {
+            report.push_str(&format!("  miss: {miss}\n"));
+        }
+        for warning in &warnings {
+            report.push_str(&format!("  warning line {}: {}\n", warning.line, warning.message));
+        }
+        failed |= !misses.is_empty();
+    }
+    println!("{report}");
+    assert!(!failed, "{report}");
 }

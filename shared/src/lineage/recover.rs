@@ -1,0 +1,1235 @@
+//! The recovering path: a statement `sqlparser` refuses is read from its tokens, so that what it
+//! defines, reads and writes still reaches the graph (marked `recovered`, so a user can tell).
+//!
+//! Real scripts are full of syntax a general parser does not know: SSMS's `ROWGUIDCOL`, `NOT FOR
+//! REPLICATION`, `ON [PRIMARY]` and `WITH SCHEMABINDING`, `INSERT … EXEC`, Hive's `EXCHANGE
+//! PARTITION`, engine options after a table's columns. The reader recognizes a statement by its
+//! leading words and reads its shape: a table's name and columns (computed ones with their
+//! expression, keys with what they reference), a view's or an insert's query (handed back to the
+//! parser alone, so its columns are traced as usual; failing that, the tables it names), and the
+//! tables after `FROM`, `JOIN`, `USING` and `APPLY`. Statements that carry no lineage (`SET`,
+//! `GRANT`, `CREATE INDEX`, `PRINT`…) are known as such and cost no warning; only a statement whose
+//! kind is unknown is one.
+//!
+//! Every loop here moves forward over the tokens: no input makes it recurse or go back.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use sqlparser::ast::Query;
+use sqlparser::parser::{Parser, ParserOptions};
+use sqlparser::tokenizer::{Token, TokenWithSpan};
+
+use super::dialect::Dialect;
+use super::extract::{Extractor, Name, Ref, StatementSummary};
+use super::model::NodeKind;
+use super::split::{MAX_OPERATORS, is_operator};
+use super::tokens::{Cursor, SourceMap, is_any_word, is_word, matching_close, word_value};
+use super::{limits, parse::abridge};
+
+/// What reading a statement's tokens gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recovery {
+    /// Lineage (or a definition) was found.
+    Read(StatementSummary),
+    /// The statement's object was found, but not what its query reads: a warning says so.
+    Partial(StatementSummary),
+    /// A statement of a kind that carries no lineage.
+    NoLineage(String),
+    /// Not a statement the reader knows.
+    Unknown,
+}
+
+/// Statements that carry no lineage, by their first word(s).
+const NO_LINEAGE: &[&str] = &[
+    "SET",
+    "USE",
+    "PRINT",
+    "RAISERROR",
+    "THROW",
+    "GRANT",
+    "REVOKE",
+    "DENY",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVE",
+    "END",
+    "OPEN",
+    "FETCH",
+    "CLOSE",
+    "DEALLOCATE",
+    "DBCC",
+    "LOCK",
+    "UNLOCK",
+    "ANALYZE",
+    "VACUUM",
+    "REFRESH",
+    "MSCK",
+    "CACHE",
+    "UNCACHE",
+    "OPTIMIZE",
+    "COMMENT",
+    "SHOW",
+    "DESCRIBE",
+    "DESC",
+    "EXPLAIN",
+    "PRAGMA",
+    "CHECKPOINT",
+    "WAITFOR",
+    "BREAK",
+    "CONTINUE",
+    "GOTO",
+    "RETURN",
+    "REINDEX",
+    "CLUSTER",
+    "DISCARD",
+    "RESET",
+    "LISTEN",
+    "NOTIFY",
+    "LOAD",
+    "INSTALL",
+    "ATTACH",
+    "DETACH",
+    "KILL",
+    "RECONFIGURE",
+    "BACKUP",
+    "RESTORE",
+    "REVERT",
+    "SETUSER",
+    "ENABLE",
+    "DISABLE",
+    "ELSE",
+    "SIGNAL",
+    "RESIGNAL",
+    "ITERATE",
+    "LEAVE",
+    "EXIT",
+    "NULL",
+    "RAISE",
+    "GET",
+    "ASSERT",
+    "DECLARE",
+    "PREPARE",
+    "DEALLOCATE",
+    "LET",
+    "UNDROP",
+    "PUT",
+    "REMOVE",
+    "LIST",
+    "ALTER",
+    "SECURITY",
+    "LABEL",
+    "IMPORT",
+    "ADD",
+];
+
+/// Objects whose creation carries no lineage.
+const NO_LINEAGE_OBJECTS: &[&str] = &[
+    "INDEX",
+    "UNIQUE",
+    "CLUSTERED",
+    "NONCLUSTERED",
+    "COLUMNSTORE",
+    "FULLTEXT",
+    "SPATIAL",
+    "PRIMARY",
+    "XML",
+    "TYPE",
+    "DOMAIN",
+    "SCHEMA",
+    "DATABASE",
+    "SEQUENCE",
+    "EXTENSION",
+    "ROLE",
+    "USER",
+    "LOGIN",
+    "STATISTICS",
+    "SYNONYM",
+    "STAGE",
+    "FILE",
+    "WAREHOUSE",
+    "STREAM",
+    "TASK",
+    "PIPE",
+    "CAST",
+    "OPERATOR",
+    "COLLATION",
+    "CONVERSION",
+    "LANGUAGE",
+    "POLICY",
+    "PUBLICATION",
+    "SUBSCRIPTION",
+    "SERVER",
+    "TABLESPACE",
+    "TEXT",
+    "AGGREGATE",
+    "RULE",
+    "EVENT",
+    "CERTIFICATE",
+    "ASYMMETRIC",
+    "SYMMETRIC",
+    "MASTER",
+    "CREDENTIAL",
+    "PARTITION",
+    "ASSEMBLY",
+    "QUEUE",
+    "SERVICE",
+    "CONTRACT",
+    "MESSAGE",
+    "ROUTE",
+    "ENDPOINT",
+    "INTEGRATION",
+    "SECRET",
+    "CONNECTION",
+    "NETWORK",
+    "MASKING",
+    "TAG",
+    "APPLICATION",
+    "MACRO",
+    "FOREIGN",
+    "ACCESS",
+    "DEFAULT",
+    "SEARCH",
+    "RESOURCE",
+    "WORKLOAD",
+    "EXTERNAL",
+];
+
+/// What `CREATE` can make (and the words that may come before it), where skipping options stops.
+const CREATE_KINDS: &[&str] = &["TABLE", "VIEW", "SQL", "ALGORITHM", "DEFINER", "PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"];
+
+/// Words after a table in FROM that cannot be its alias.
+const CLAUSE_WORDS: &[&str] = &[
+    "WHERE",
+    "GROUP",
+    "ORDER",
+    "HAVING",
+    "JOIN",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "FULL",
+    "CROSS",
+    "OUTER",
+    "ON",
+    "USING",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "MINUS",
+    "LIMIT",
+    "OFFSET",
+    "FETCH",
+    "FOR",
+    "WINDOW",
+    "QUALIFY",
+    "SET",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "INTO",
+    "VALUES",
+    "SELECT",
+    "FROM",
+    "WITH",
+    "PIVOT",
+    "UNPIVOT",
+    "TABLESAMPLE",
+    "LATERAL",
+    "NATURAL",
+    "OPTION",
+    "RETURNING",
+    "OUTPUT",
+    "CONNECT",
+    "START",
+    "APPLY",
+    "CLUSTER",
+    "DISTRIBUTE",
+    "SORT",
+    "AS",
+    "GO",
+    "PARTITION",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "EXEC",
+    "EXECUTE",
+    "IF",
+    "BEGIN",
+    "DECLARE",
+    "RETURN",
+    "SEMI",
+    "ANTI",
+    "ASOF",
+    "POSITIONAL",
+    "STRAIGHT_JOIN",
+    "USE",
+    "IGNORE",
+    "FORCE",
+    "LOOP",
+    "DO",
+];
+
+/// Reads the statement made of `tokens` (significant tokens; `text` is what they were read from,
+/// starting on the statement's line) into `extractor`'s facts.
+pub fn recover(tokens: &[TokenWithSpan], text: &str, dialect: Dialect, extractor: &mut Extractor) -> Recovery {
+    let was_recovered = std::mem::replace(&mut extractor.recovered, true);
+    let first_line = tokens.first().map_or(extractor.line, |token| token.span.start.line as u32);
+    let map = SourceMap::new(text, first_line);
+    let mut reader =
+        Reader { tokens, map: &map, dialect, text, calls: RefCell::new(Vec::new()), unread_query: std::cell::Cell::new(false) };
+    let recovery = match reader.statement(extractor) {
+        Recovery::Read(summary) if reader.unread_query.get() => Recovery::Partial(summary),
+        recovery => recovery,
+    };
+    // Functions met in FROM are calls of the routine, or of what the statement defines or reads.
+    let caller = match &recovery {
+        Recovery::Read(StatementSummary { object: Some(object), .. }) => Some(Ref::Object(object.clone())),
+        Recovery::Read(StatementSummary { kind, .. }) if kind == "SELECT" => Some(Ref::Query(extractor.line)),
+        _ => None,
+    };
+    for (callee, certain) in reader.calls.take() {
+        match (&extractor.routine, &caller) {
+            (Some(routine), _) => extractor.call_by(Ref::Object(routine.clone()), callee, certain),
+            (None, Some(caller)) => extractor.call_by(caller.clone(), callee, certain),
+            (None, None) => {}
+        }
+    }
+    extractor.recovered = was_recovered;
+    recovery
+}
+
+/// A condition or an expression of a routine's body (`IF EXISTS (SELECT … FROM t)`, `RETURN (…)`,
+/// `x := (SELECT …)`): the routine reads the tables it names.
+pub fn condition(tokens: &[TokenWithSpan], text: &str, dialect: Dialect, extractor: &mut Extractor) {
+    let was_recovered = std::mem::replace(&mut extractor.recovered, false);
+    let first_line = tokens.first().map_or(extractor.line, |token| token.span.start.line as u32);
+    let map = SourceMap::new(text, first_line);
+    let reader = Reader { tokens, map: &map, dialect, text, calls: RefCell::new(Vec::new()), unread_query: std::cell::Cell::new(false) };
+    let ctes = reader.cte_names(0);
+    let reads = reader.tables_read(0..tokens.len(), &ctes);
+    if extractor.routine.is_some() {
+        extractor.reads(reads, text, "IF");
+        for (callee, certain) in reader.calls.take() {
+            extractor.call_from_routine(callee, certain);
+        }
+    }
+    extractor.recovered = was_recovered;
+}
+
+struct Reader<'a> {
+    tokens: &'a [TokenWithSpan],
+    map: &'a SourceMap<'a>,
+    dialect: Dialect,
+    text: &'a str,
+    /// Table functions met, with whether each is certainly the project's.
+    calls: RefCell<Vec<(Name, bool)>>,
+    /// A query the statement holds could not be parsed, and its tokens name no table.
+    unread_query: std::cell::Cell<bool>,
+}
+
+fn summary(kind: &str, object: Option<Name>) -> Recovery {
+    Recovery::Read(StatementSummary { kind: kind.to_owned(), object })
+}
+
+impl Reader<'_> {
+    fn statement(&mut self, extractor: &mut Extractor) -> Recovery {
+        let mut cursor = Cursor::new(self.tokens);
+        while cursor.eat_token(&Token::SemiColon) {}
+        let Some(first) = cursor.peek(0) else { return Recovery::NoLineage("EMPTY".to_owned()) };
+        let verb = match first {
+            Token::Word(word) if word.quote_style.is_none() => word.value.to_ascii_uppercase(),
+            _ => return Recovery::Unknown,
+        };
+        match verb.as_str() {
+            "CREATE" | "REPLACE" if !cursor.peek_word(1, "INTO") => self.create(cursor, extractor),
+            "ALTER" if cursor.peek_word(1, "TABLE") => self.alter_table(cursor, extractor),
+            "INSERT" | "REPLACE" | "UPSERT" => self.insert(cursor, extractor),
+            "UPDATE" => self.update(cursor, extractor),
+            "DELETE" => self.delete(cursor, extractor),
+            "MERGE" => self.merge(cursor, extractor),
+            "SELECT" | "WITH" | "VALUES" | "TABLE" | "FROM" | "(" => self.query_statement(cursor, extractor),
+            "TRUNCATE" => {
+                cursor.at += 1;
+                cursor.eat("TABLE");
+                let target = cursor.name().map(|parts| Name::from_parts(&parts));
+                if let Some(target) = &target {
+                    extractor.modifies(target);
+                }
+                summary("TRUNCATE", target)
+            }
+            "DROP" => self.drop(cursor, extractor),
+            "RENAME" => {
+                cursor.at += 1;
+                cursor.eat_any(&["TABLE", "VIEW"]);
+                loop {
+                    let (Some(from), true, Some(to)) = (cursor.name(), cursor.eat("TO"), cursor.name()) else { break };
+                    extractor.rename(Name::from_parts(&from), Some(Name::from_parts(&to)));
+                    if !cursor.eat_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                Recovery::NoLineage("RENAME".to_owned())
+            }
+            "EXEC" | "EXECUTE" | "CALL" | "PERFORM" => {
+                cursor.at += 1;
+                // `EXEC @rc = dbo.p …`
+                if matches!(cursor.peek(1), Some(Token::Eq)) {
+                    cursor.at += 2;
+                }
+                match cursor.name() {
+                    Some(parts) if !is_dynamic_sql(&parts) && !cursor.peek_word(0, "IMMEDIATE") => {
+                        extractor.call_from_routine(Name::from_parts(&parts), true);
+                        summary("EXECUTE", None)
+                    }
+                    _ => Recovery::NoLineage("EXECUTE".to_owned()),
+                }
+            }
+            "IF" | "WHILE" | "ELSIF" | "ELSEIF" | "UNTIL" | "CASE" => {
+                // A condition: a routine reads what it names; the script's guards are housekeeping.
+                let reads = self.tables_read(1..self.tokens.len(), &BTreeSet::new());
+                if extractor.routine.is_some() {
+                    extractor.reads(reads, self.text, "IF");
+                }
+                Recovery::NoLineage(verb)
+            }
+            "COPY" => self.copy(cursor, extractor),
+            "BULK" if cursor.peek_word(1, "INSERT") => {
+                cursor.at += 2;
+                let target = cursor.name().map(|parts| Name::from_parts(&parts));
+                let path = cursor.eat("FROM").then(|| string_value(cursor.peek(0))).flatten();
+                if let Some(target) = &target {
+                    extractor.writes(target, path.map(|path| Name::path(&path)).into_iter().collect());
+                }
+                summary("BULK INSERT", target)
+            }
+            "DECLARE" => self.declare(cursor, extractor),
+            _ if NO_LINEAGE.contains(&verb.as_str()) => Recovery::NoLineage(verb),
+            _ => Recovery::Unknown,
+        }
+    }
+
+    /// `CREATE [OR REPLACE|OR ALTER] [modifiers] TABLE|VIEW|… name …`.
+    fn create(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        if cursor.eat("OR") {
+            cursor.eat_any(&["REPLACE", "ALTER"]);
+        }
+        let mut temporary = false;
+        let mut materialized = false;
+        loop {
+            match cursor.peek(0) {
+                Some(word) if is_any_word(word, &["TEMP", "TEMPORARY", "VOLATILE", "GLOBAL", "LOCAL"]) => {
+                    temporary |= !is_any_word(word, &["GLOBAL", "LOCAL"]);
+                    cursor.at += 1;
+                }
+                Some(word) if is_word(word, "MATERIALIZED") => {
+                    materialized = true;
+                    cursor.at += 1;
+                }
+                Some(word)
+                    if is_any_word(word, &["TRANSIENT", "MULTISET", "UNLOGGED", "SECURE", "RECURSIVE", "DYNAMIC", "ICEBERG", "HYBRID"]) =>
+                {
+                    cursor.at += 1
+                }
+                // mysqldump's `ALGORITHM=UNDEFINED DEFINER=`root`@`%` SQL SECURITY DEFINER`.
+                Some(word) if is_any_word(word, &["ALGORITHM", "DEFINER"]) => {
+                    cursor.at += 1;
+                    if cursor.eat_token(&Token::Eq) {
+                        cursor.at += 1;
+                        while cursor.peek(0).is_some_and(|token| !is_any_word(token, CREATE_KINDS)) {
+                            cursor.at += 1;
+                        }
+                    }
+                }
+                Some(word) if is_word(word, "SQL") && cursor.peek_word(1, "SECURITY") => cursor.at += 3,
+                Some(word) if is_word(word, "EXTERNAL") && cursor.peek_word(1, "TABLE") => cursor.at += 1,
+                _ => break,
+            }
+        }
+        match cursor.peek(0) {
+            Some(word) if is_word(word, "TABLE") => {
+                cursor.at += 1;
+                cursor.eat_all(&["IF", "NOT", "EXISTS"]);
+                let Some(parts) = cursor.name() else { return Recovery::Unknown };
+                let name = Name::from_parts(&parts);
+                if temporary {
+                    extractor.temporary(&name);
+                }
+                self.table_body(cursor, &name, extractor);
+                summary("CREATE TABLE", Some(name))
+            }
+            Some(word) if is_word(word, "VIEW") => {
+                cursor.at += 1;
+                cursor.eat_all(&["IF", "NOT", "EXISTS"]);
+                let Some(parts) = cursor.name() else { return Recovery::Unknown };
+                let name = Name::from_parts(&parts);
+                if temporary {
+                    extractor.temporary(&name);
+                }
+                let renames = match cursor.skip_group() {
+                    Some(open) => self.column_names(open, cursor.at),
+                    None => Vec::new(),
+                };
+                // Options up to the `AS` that begins the query (`WITH SCHEMABINDING`, `COMMENT = '…'`).
+                if !cursor.seek(|token| is_word(token, "AS")) {
+                    return Recovery::Unknown;
+                }
+                cursor.at += 1;
+                let kind = if materialized { NodeKind::MaterializedView } else { NodeKind::View };
+                match self.parse_query(cursor.at..self.tokens.len()) {
+                    Some(query) => extractor.view(&name, kind, &renames, &query, self.text),
+                    None => {
+                        extractor.define(name.clone(), kind, renames.iter().map(|column| (column.clone(), None)).collect(), self.text);
+                        let ctes = self.cte_names(cursor.at);
+                        let sources = self.tables_read(cursor.at..self.tokens.len(), &ctes);
+                        self.unread_query.set(sources.is_empty());
+                        for source in sources {
+                            extractor.derives(&name, source);
+                        }
+                    }
+                }
+                summary(if materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" }, Some(name))
+            }
+            Some(word) if NO_LINEAGE_OBJECTS.iter().any(|object| is_word(word, object)) => {
+                Recovery::NoLineage(format!("CREATE {}", word_value(word).unwrap_or_default().to_ascii_uppercase()))
+            }
+            _ => Recovery::Unknown,
+        }
+    }
+
+    /// What follows a new table's name: its columns, and its contents (`AS query`, `LIKE t`,
+    /// `CLONE t`, MySQL's `SELECT`), through any engine options.
+    fn table_body(&mut self, mut cursor: Cursor, name: &Name, extractor: &mut Extractor) {
+        let mut columns = Vec::new();
+        let mut computed = Vec::new();
+        let mut copied_from = None;
+        if cursor.peek(0) == Some(&Token::LParen) {
+            let open = cursor.at;
+            let close = matching_close(self.tokens, open).unwrap_or(self.tokens.len());
+            // Redshift's `CREATE TABLE t (LIKE s)`.
+            if cursor.peek_word(1, "LIKE") {
+                let mut inner = Cursor { tokens: self.tokens, at: open + 2 };
+                copied_from = inner.name();
+            } else {
+                self.column_definitions(open + 1..close, name, &mut columns, &mut computed, extractor);
+            }
+            cursor.at = (close + 1).min(self.tokens.len());
+        }
+        // The rest: options, then possibly the contents.
+        let mut query_start = None;
+        while let Some(token) = cursor.peek(0) {
+            match token {
+                Token::LParen => {
+                    cursor.skip_group();
+                }
+                word if is_any_word(word, &["LIKE", "CLONE"]) => {
+                    cursor.at += 1;
+                    copied_from = cursor.name().or(copied_from);
+                }
+                word if is_word(word, "AS") && !cursor.peek_word(1, "IDENTITY") => {
+                    query_start = Some(cursor.at + 1);
+                    break;
+                }
+                word if is_word(word, "SELECT") || (is_word(word, "WITH") && super::split::is_cte_start(self.tokens, cursor.at)) => {
+                    query_start = Some(cursor.at);
+                    break;
+                }
+                _ => cursor.at += 1,
+            }
+        }
+        match query_start {
+            Some(start) => match self.parse_query(start..self.tokens.len()) {
+                Some(query) => {
+                    let renames: Vec<String> = columns.iter().map(|(column, _): &(String, Option<String>)| column.clone()).collect();
+                    extractor.table_as(name, &renames, &query, self.text);
+                }
+                None => {
+                    extractor.define(name.clone(), NodeKind::Table, columns, self.text);
+                    let ctes = self.cte_names(start);
+                    let sources = self.tables_read(start..self.tokens.len(), &ctes);
+                    self.unread_query.set(sources.is_empty());
+                    extractor.writes(name, sources);
+                }
+            },
+            None => {
+                extractor.define(name.clone(), NodeKind::Table, columns, self.text);
+                if let Some(source) = copied_from {
+                    extractor.writes(name, BTreeSet::from([Name::from_parts(&source)]));
+                }
+            }
+        }
+        for (column, sources, expression) in computed {
+            extractor.computed_column(name, &column, &sources, &expression);
+        }
+    }
+
+    /// The items of a table's column list (`tokens[range]`): columns with their types, computed
+    /// columns with the columns their expression uses, and keys.
+    fn column_definitions(
+        &mut self,
+        range: std::ops::Range<usize>,
+        table: &Name,
+        columns: &mut Vec<(String, Option<String>)>,
+        computed: &mut Vec<(String, Vec<String>, String)>,
+        extractor: &mut Extractor,
+    ) {
+        let mut computed_raw: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+        for item in self.items(range) {
+            let mut cursor = Cursor { tokens: &self.tokens[..item.end], at: item.start };
+            if cursor.eat("CONSTRAINT") {
+                cursor.name();
+            }
+            match cursor.peek(0) {
+                Some(word) if is_any_word(word, &["FOREIGN"]) => self.foreign_key(cursor, table, None, extractor),
+                Some(word)
+                    if is_any_word(
+                        word,
+                        &["PRIMARY", "UNIQUE", "CHECK", "INDEX", "KEY", "FULLTEXT", "SPATIAL", "PERIOD", "EXCLUDE", "LIKE", "CONSTRAINT"],
+                    ) => {}
+                Some(Token::Word(word)) => {
+                    let column = word.value.clone();
+                    cursor.at += 1;
+                    // T-SQL's computed column: `total AS (qty * price) PERSISTED`; MySQL's and the
+                    // standard's `total INT GENERATED ALWAYS AS (…)`.
+                    let mut type_end = cursor.at;
+                    let mut type_ended = false;
+                    let mut expression = None;
+                    while let Some(token) = cursor.peek(0) {
+                        if is_word(token, "AS") {
+                            cursor.at += 1;
+                            let start = cursor.at;
+                            match cursor.skip_group() {
+                                Some(open) => expression = Some(open + 1..cursor.at.saturating_sub(1)),
+                                None => expression = Some(start..item.end),
+                            }
+                            break;
+                        }
+                        type_ended |= is_any_word(token, TYPE_ENDS);
+                        if cursor.skip_group().is_none() {
+                            cursor.at += 1;
+                        }
+                        if !type_ended {
+                            type_end = cursor.at;
+                        }
+                    }
+                    let data_type = (type_end > item.start + 1)
+                        .then(|| self.map.text_of(self.tokens, item.start + 1..type_end).replace(['[', ']'], ""))
+                        .filter(|data_type| !data_type.is_empty());
+                    columns.push((column.clone(), data_type));
+                    if let Some(expression) = expression {
+                        computed_raw.push((column.clone(), expression));
+                    }
+                    // An inline `REFERENCES t (c)`.
+                    while cursor.seek(|token| is_word(token, "REFERENCES")) {
+                        cursor.at += 1;
+                        if let Some(foreign) = cursor.name() {
+                            let referred = match cursor.skip_group() {
+                                Some(open) => self.column_names(open, cursor.at),
+                                None => Vec::new(),
+                            };
+                            extractor.references(table, std::slice::from_ref(&column), &Name::from_parts(&foreign), &referred);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A computed column reads the table's other columns it names.
+        let known: BTreeSet<String> = columns.iter().map(|(column, _)| column.to_lowercase()).collect();
+        for (column, range) in computed_raw {
+            let used: Vec<String> = self.tokens[range.clone()]
+                .iter()
+                .filter_map(|token| word_value(&token.token))
+                .map(str::to_lowercase)
+                .filter(|word| known.contains(word) && !word.eq_ignore_ascii_case(&column))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let text = self.map.text_of(self.tokens, range).to_owned();
+            computed.push((column, used, text));
+        }
+    }
+
+    /// `FOREIGN KEY (cols) REFERENCES t (cols)` from the cursor on.
+    fn foreign_key(&mut self, mut cursor: Cursor, table: &Name, column: Option<&str>, extractor: &mut Extractor) {
+        cursor.eat_all(&["FOREIGN", "KEY"]);
+        let local = match (column, cursor.skip_group()) {
+            (Some(column), _) => vec![column.to_owned()],
+            (None, Some(open)) => self.column_names(open, cursor.at),
+            (None, None) => Vec::new(),
+        };
+        if !cursor.seek(|token| is_word(token, "REFERENCES")) {
+            return;
+        }
+        cursor.at += 1;
+        let Some(foreign) = cursor.name() else { return };
+        let referred = match cursor.skip_group() {
+            Some(open) => self.column_names(open, cursor.at),
+            None => Vec::new(),
+        };
+        extractor.references(table, &local, &Name::from_parts(&foreign), &referred);
+    }
+
+    /// `ALTER TABLE t …`: keys added, renames, swaps, partition exchanges.
+    fn alter_table(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 2;
+        cursor.eat_all(&["IF", "EXISTS"]);
+        cursor.eat("ONLY");
+        let Some(parts) = cursor.name() else { return Recovery::Unknown };
+        let table = Name::from_parts(&parts);
+        while let Some(token) = cursor.peek(0) {
+            match token {
+                word if is_word(word, "FOREIGN") => {
+                    let at = cursor.at;
+                    self.foreign_key(Cursor { tokens: self.tokens, at }, &table, None, extractor);
+                    cursor.at += 1;
+                }
+                word if is_word(word, "RENAME") && cursor.peek_word(1, "TO") => {
+                    cursor.at += 2;
+                    if let Some(to) = cursor.name() {
+                        extractor.rename(table.clone(), Some(Name::from_parts(&to)));
+                    }
+                }
+                word if is_word(word, "SWAP") && cursor.peek_word(1, "WITH") => {
+                    cursor.at += 2;
+                    if let Some(other) = cursor.name() {
+                        extractor.swap(&table, &Name::from_parts(&other));
+                    }
+                }
+                // Hive's `EXCHANGE PARTITION (…) WITH TABLE b`: the partition moves from b into the table.
+                word if is_word(word, "EXCHANGE") => {
+                    cursor.at += 1;
+                    if cursor.seek(|token| is_word(token, "TABLE")) {
+                        cursor.at += 1;
+                        if let Some(other) = cursor.name() {
+                            extractor.writes(&table, BTreeSet::from([Name::from_parts(&other)]));
+                        }
+                    }
+                }
+                Token::LParen => {
+                    cursor.skip_group();
+                }
+                _ => cursor.at += 1,
+            }
+        }
+        summary("ALTER TABLE", Some(table))
+    }
+
+    /// `INSERT [INTO|OVERWRITE [TABLE]] t [PARTITION (…)] [(cols)] …` and `INSERT OVERWRITE DIRECTORY`.
+    fn insert(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        cursor.eat_any(&[
+            "IGNORE",
+            "OR",
+            "REPLACE",
+            "ROLLBACK",
+            "ABORT",
+            "FAIL",
+            "LOW_PRIORITY",
+            "DELAYED",
+            "HIGH_PRIORITY",
+            "ALL",
+            "FIRST",
+        ]);
+        cursor.eat_any(&["INTO", "OVERWRITE"]);
+        let local = cursor.eat("LOCAL");
+        if cursor.eat("DIRECTORY") || local {
+            cursor.eat("DIRECTORY");
+            let Some(path) = string_value(cursor.peek(0)) else { return Recovery::Unknown };
+            let target = Name::path(&path);
+            let start = self.query_start(cursor.at + 1);
+            let sources = self.query_sources(start);
+            extractor.writes(&target, sources);
+            return summary("INSERT OVERWRITE DIRECTORY", Some(target));
+        }
+        cursor.eat("TABLE");
+        let Some(parts) = cursor.name() else { return Recovery::Unknown };
+        let target = Name::from_parts(&parts);
+        if cursor.eat("PARTITION") {
+            cursor.skip_group();
+        }
+        let mut columns = Vec::new();
+        // A column list, unless the parenthesis opens the query (`INSERT INTO t (SELECT …)`).
+        if cursor.peek(0) == Some(&Token::LParen) && !matches!(cursor.peek(1), Some(word) if is_any_word(word, &["SELECT", "WITH"])) {
+            let open = cursor.at;
+            cursor.skip_group();
+            columns = self.column_names(open, cursor.at);
+        }
+        let start = self.query_start(cursor.at);
+        // `INSERT INTO t EXEC dbo.p`: the table is filled by the procedure.
+        let mut exec = Cursor { tokens: self.tokens, at: start };
+        if exec.eat("EXEC") || exec.eat("EXECUTE") {
+            if matches!(exec.peek(1), Some(Token::Eq)) {
+                exec.at += 2;
+            }
+            match exec.name() {
+                Some(procedure) if !is_dynamic_sql(&procedure) => {
+                    let procedure = Name::from_parts(&procedure);
+                    extractor.filled_by(&target, &procedure);
+                }
+                _ => extractor.writes(&target, BTreeSet::new()),
+            }
+            return summary("INSERT", Some(target));
+        }
+        match self.parse_query(start..self.tokens.len()) {
+            Some(query) => extractor.insert_query(&target, &columns, &query),
+            None => {
+                let sources = self.query_sources(start);
+                let literal = self.tokens.get(start).is_some_and(|token| is_word(&token.token, "VALUES"));
+                self.unread_query.set(sources.is_empty() && !literal);
+                extractor.writes(&target, sources);
+            }
+        }
+        summary("INSERT", Some(target))
+    }
+
+    /// `UPDATE t|alias [SET …] [FROM …]`.
+    fn update(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        cursor.eat_any(&["LOW_PRIORITY", "IGNORE", "ONLY"]);
+        if cursor.eat("TOP") {
+            cursor.skip_group();
+        }
+        let Some(parts) = cursor.name() else { return Recovery::Unknown };
+        let named = Name::from_parts(&parts);
+        let ctes = self.cte_names(0);
+        let mut sources = self.tables_read(cursor.at..self.tokens.len(), &ctes);
+        let target = self.alias_target(&named).unwrap_or_else(|| named.clone());
+        sources.remove(&named);
+        sources.remove(&target);
+        extractor.writes(&target, sources);
+        summary("UPDATE", Some(target))
+    }
+
+    /// `DELETE [FROM] t …` (or T-SQL's `DELETE alias FROM t alias JOIN …`).
+    fn delete(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        if cursor.eat("TOP") {
+            cursor.skip_group();
+        }
+        cursor.eat("FROM");
+        let Some(parts) = cursor.name() else { return Recovery::Unknown };
+        let named = Name::from_parts(&parts);
+        let target = self.alias_target(&named).unwrap_or_else(|| named.clone());
+        let ctes = self.cte_names(0);
+        let mut sources = self.tables_read(cursor.at..self.tokens.len(), &ctes);
+        sources.remove(&named);
+        sources.remove(&target);
+        extractor.modifies(&target);
+        extractor.reads(sources, self.text, "DELETE");
+        summary("DELETE", Some(target))
+    }
+
+    /// `MERGE [INTO] t [AS a] USING s …`.
+    fn merge(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        if cursor.eat("TOP") {
+            cursor.skip_group();
+        }
+        cursor.eat("INTO");
+        let Some(parts) = cursor.name() else { return Recovery::Unknown };
+        let target = Name::from_parts(&parts);
+        let ctes = self.cte_names(0);
+        let mut sources = self.tables_read(cursor.at..self.tokens.len(), &ctes);
+        sources.remove(&target);
+        extractor.writes(&target, sources);
+        summary("MERGE", Some(target))
+    }
+
+    /// A query (`SELECT`, `WITH … <verb>`), perhaps `SELECT … INTO t`.
+    fn query_statement(&mut self, cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        // `WITH … INSERT|UPDATE|DELETE|MERGE`: the verb after the CTEs decides.
+        if cursor.peek_word(0, "WITH") {
+            let mut main = Cursor { tokens: self.tokens, at: cursor.at + 1 };
+            main.eat("RECURSIVE");
+            while main.name().is_some() {
+                main.skip_group();
+                main.eat("AS");
+                main.eat_any(&["MATERIALIZED", "NOT"]);
+                main.eat("MATERIALIZED");
+                main.skip_group();
+                if !main.eat_token(&Token::Comma) {
+                    break;
+                }
+            }
+            if let Some(word) = main.peek(0)
+                && is_any_word(word, &["INSERT", "UPDATE", "DELETE", "MERGE"])
+            {
+                let verb = Cursor { tokens: self.tokens, at: main.at };
+                return match word_value(word).map(str::to_ascii_uppercase).as_deref() {
+                    Some("INSERT") => self.insert(verb, extractor),
+                    Some("UPDATE") => self.update(verb, extractor),
+                    Some("DELETE") => self.delete(verb, extractor),
+                    _ => self.merge(verb, extractor),
+                };
+            }
+        }
+        let ctes = self.cte_names(cursor.at);
+        // T-SQL's `SELECT … INTO t FROM …` creates `t` (a procedural body's fills variables).
+        let mut into = Cursor { tokens: self.tokens, at: cursor.at };
+        let target = if !extractor.procedural && into.seek(|token| is_word(token, "INTO")) {
+            into.at += 1;
+            into.name().filter(|parts| !parts[0].starts_with('@')).map(|parts| Name::from_parts(&parts))
+        } else {
+            None
+        };
+        let sources = self.tables_read(cursor.at..self.tokens.len(), &ctes);
+        match target {
+            Some(target) => {
+                extractor.define(target.clone(), NodeKind::Table, Vec::new(), self.text);
+                extractor.writes(&target, sources);
+                summary("SELECT INTO", Some(target))
+            }
+            None => {
+                extractor.reads(sources, self.text, "SELECT");
+                summary("SELECT", None)
+            }
+        }
+    }
+
+    /// `DROP TABLE|VIEW [IF EXISTS] a, b`: what the script made under those names was a work table.
+    fn drop(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        cursor.eat_any(&["TEMPORARY", "EXTERNAL", "MATERIALIZED"]);
+        if cursor.eat_any(&["TABLE", "VIEW"]) == 0 {
+            return Recovery::NoLineage("DROP".to_owned());
+        }
+        cursor.eat_all(&["IF", "EXISTS"]);
+        while let Some(parts) = cursor.name() {
+            extractor.rename(Name::from_parts(&parts), None);
+            if !cursor.eat_token(&Token::Comma) {
+                break;
+            }
+        }
+        Recovery::NoLineage("DROP".to_owned())
+    }
+
+    /// `COPY t [(cols)] FROM 'path'|stdin`, `COPY t TO 'path'`, `COPY INTO t FROM 'path'|s`.
+    fn copy(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        let into = cursor.eat("INTO");
+        let target = match string_value(cursor.peek(0)) {
+            Some(path) => {
+                cursor.at += 1;
+                Some(Name::path(&path))
+            }
+            None => cursor.name().map(|parts| Name::from_parts(&parts)),
+        };
+        let Some(target) = target else { return Recovery::Unknown };
+        cursor.skip_group();
+        let from = cursor.eat("FROM");
+        if !from && !cursor.eat("TO") {
+            return Recovery::Unknown;
+        }
+        let other = match (string_value(cursor.peek(0)), cursor.peek(0)) {
+            (Some(path), _) => Some(Name::path(&path)),
+            (None, Some(word)) if is_any_word(word, &["STDIN", "STDOUT"]) => None,
+            (None, Some(Token::LParen)) => {
+                let open = cursor.at;
+                cursor.skip_group();
+                let ctes = BTreeSet::new();
+                let sources = self.tables_read(open..cursor.at, &ctes);
+                extractor.writes(&target, sources);
+                return summary("COPY", Some(target));
+            }
+            _ => cursor.name().map(|parts| Name::from_parts(&parts)),
+        };
+        if from || into {
+            extractor.writes(&target, other.into_iter().collect());
+            summary("COPY", Some(target))
+        } else {
+            match other {
+                Some(path) => extractor.writes(&path, BTreeSet::from([target])),
+                None => extractor.reads(BTreeSet::from([target]), self.text, "COPY"),
+            }
+            summary("COPY", None)
+        }
+    }
+
+    /// `DECLARE @t TABLE (…)` declares a transient with columns; a cursor's query is read.
+    fn declare(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        if let Some(parts) = cursor.name()
+            && cursor.eat("TABLE")
+            && let Some(open) = cursor.skip_group()
+        {
+            let name = Name::from_parts(&parts);
+            let (mut columns, mut computed) = (Vec::new(), Vec::new());
+            self.column_definitions(open + 1..cursor.at.saturating_sub(1), &name, &mut columns, &mut computed, extractor);
+            extractor.define(name, NodeKind::Table, columns, self.text);
+            return Recovery::NoLineage("DECLARE".to_owned());
+        }
+        if cursor.seek(|token| is_any_word(token, &["FOR", "IS"])) {
+            let ctes = self.cte_names(cursor.at + 1);
+            let sources = self.tables_read(cursor.at + 1..self.tokens.len(), &ctes);
+            if extractor.routine.is_some() {
+                extractor.reads(sources, self.text, "DECLARE");
+            }
+        }
+        Recovery::NoLineage("DECLARE".to_owned())
+    }
+
+    /// Where the query after an insert's target begins (`SELECT`, `WITH`, `VALUES`, `(`), past an
+    /// `OUTPUT … INTO …` clause and options.
+    fn query_start(&self, from: usize) -> usize {
+        let mut cursor = Cursor { tokens: self.tokens, at: from };
+        while let Some(token) = cursor.peek(0) {
+            if is_any_word(token, &["SELECT", "WITH", "VALUES", "EXEC", "EXECUTE", "TABLE", "FROM"]) || token == &Token::LParen {
+                return cursor.at;
+            }
+            cursor.at += 1;
+        }
+        cursor.at
+    }
+
+    /// The tables the query from `start` reads.
+    fn query_sources(&self, start: usize) -> BTreeSet<Name> {
+        let ctes = self.cte_names(start);
+        self.tables_read(start..self.tokens.len(), &ctes)
+    }
+
+    /// Parses `tokens[range]` as a query with `sqlparser`, when it is within the operator budget.
+    fn parse_query(&self, range: std::ops::Range<usize>) -> Option<Query> {
+        if range.start >= range.end || self.tokens[range.clone()].iter().filter(|token| is_operator(&token.token)).count() > MAX_OPERATORS {
+            return None;
+        }
+        let text = self.map.text_of(self.tokens, range).trim_end_matches(';');
+        if text.len() > limits::MAX_STATEMENT_BYTES {
+            return None;
+        }
+        let dialect = self.dialect.parser();
+        let options = ParserOptions::new().with_trailing_commas(false);
+        let mut parser = Parser::new(&*dialect).with_options(options).with_recursion_limit(limits::MAX_NESTING).try_with_sql(text).ok()?;
+        let query = parser.parse_query().ok()?;
+        // The whole of it must be the query.
+        (parser.peek_token_ref().token == Token::EOF || parser.peek_token_ref().token == Token::SemiColon).then_some(*query)
+    }
+
+    /// The names of the CTEs a `WITH` at `from` (if any) defines.
+    fn cte_names(&self, from: usize) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let mut cursor = Cursor { tokens: self.tokens, at: from };
+        // The CTEs may follow the verb (T-SQL's `;WITH` is a statement start) or lead it.
+        if !cursor.seek(|token| is_word(token, "WITH")) {
+            return names;
+        }
+        cursor.at += 1;
+        cursor.eat("RECURSIVE");
+        while let Some(parts) = cursor.name() {
+            if parts.len() == 1 {
+                names.insert(parts[0].to_lowercase());
+            }
+            cursor.skip_group();
+            if !cursor.eat("AS") {
+                break;
+            }
+            cursor.eat_any(&["NOT", "MATERIALIZED"]);
+            cursor.skip_group();
+            if !cursor.eat_token(&Token::Comma) {
+                break;
+            }
+        }
+        names
+    }
+
+    /// The table an alias stands for in this statement (`UPDATE t SET … FROM dbo.Orders t`).
+    fn alias_target(&self, alias: &Name) -> Option<Name> {
+        if alias.is_qualified() {
+            return None;
+        }
+        let mut cursor = Cursor::new(self.tokens);
+        while cursor.at < self.tokens.len() {
+            let is_from = cursor.peek(0).is_some_and(|token| is_any_word(token, &["FROM", "JOIN"]));
+            cursor.at += 1;
+            if !is_from {
+                continue;
+            }
+            let Some(parts) = cursor.name() else { continue };
+            cursor.eat("AS");
+            if let Some(Token::Word(word)) = cursor.peek(0)
+                && word.value.eq_ignore_ascii_case(&alias.key)
+            {
+                return Some(Name::from_parts(&parts));
+            }
+        }
+        None
+    }
+
+    /// The names of a parenthesized column list (`open..close` includes the parentheses): the
+    /// first word of each item.
+    fn column_names(&self, open: usize, close: usize) -> Vec<String> {
+        self.items(open + 1..close.saturating_sub(1))
+            .into_iter()
+            .filter_map(|item| self.tokens.get(item.start).and_then(|token| word_value(&token.token)).map(str::to_owned))
+            .collect()
+    }
+
+    /// `tokens[range]` cut at its top-level commas.
+    fn items(&self, range: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
+        let mut items = Vec::new();
+        let mut cursor = Cursor { tokens: &self.tokens[..range.end.min(self.tokens.len())], at: range.start };
+        let mut start = cursor.at;
+        while let Some(token) = cursor.peek(0) {
+            match token {
+                Token::LParen => {
+                    cursor.skip_group();
+                }
+                Token::Comma => {
+                    items.push(start..cursor.at);
+                    cursor.at += 1;
+                    start = cursor.at;
+                }
+                _ => cursor.at += 1,
+            }
+        }
+        if start < cursor.at {
+            items.push(start..cursor.at);
+        }
+        items
+    }
+
+    /// The tables read in `tokens[range]`: after `FROM`, `JOIN`, `USING`, `APPLY` and in
+    /// comma-separated FROM lists, at any depth; CTE names, variables and system catalogs left out.
+    /// Table functions there are calls of the statement's routine.
+    fn tables_read(&self, range: std::ops::Range<usize>, ctes: &BTreeSet<String>) -> BTreeSet<Name> {
+        let tokens = &self.tokens[..range.end.min(self.tokens.len())];
+        let mut tables = BTreeSet::new();
+        // For each open parenthesis, whether it holds a function's arguments (`EXTRACT(x FROM y)`).
+        let mut function_parens: Vec<bool> = Vec::new();
+        let mut index = range.start;
+        while index < tokens.len() {
+            let token = &tokens[index].token;
+            match token {
+                Token::LParen => {
+                    let previous = index.checked_sub(1).map(|previous| &tokens[previous].token);
+                    let is_function = matches!(previous, Some(Token::Word(word))
+                        if word.quote_style.is_none() && !is_any_word(previous.unwrap_or(&Token::EOF), &["IN", "EXISTS", "FROM", "JOIN", "AS", "ANY", "ALL", "SOME", "USING", "APPLY", "LATERAL", "ON", "WHERE", "AND", "OR", "NOT", "SELECT", "VALUES", "INTO", "THEN", "ELSE", "WHEN", "RETURN", "UNION", "EXCEPT", "INTERSECT", "IF", "WHILE"]));
+                    function_parens.push(is_function);
+                    index += 1;
+                }
+                Token::RParen => {
+                    function_parens.pop();
+                    index += 1;
+                }
+                word if is_any_word(word, &["FROM", "JOIN", "APPLY", "USING"]) && !function_parens.last().copied().unwrap_or(false) => {
+                    let previous = index.checked_sub(1).map(|previous| &tokens[previous].token);
+                    // `IS DISTINCT FROM`, `DELETE FROM` (the target), `FETCH NEXT FROM cursor`.
+                    let skip = previous.is_some_and(|previous| {
+                        is_any_word(previous, &["DISTINCT", "DELETE", "NEXT", "PRIOR", "FIRST", "LAST", "ABSOLUTE", "RELATIVE"])
+                    });
+                    // `JOIN … USING (col)` names columns.
+                    let using_columns = is_word(word, "USING")
+                        && tokens.get(index + 1).is_some_and(|next| next.token == Token::LParen)
+                        && !tokens.get(index + 2).is_some_and(|next| is_any_word(&next.token, &["SELECT", "WITH"]));
+                    index += 1;
+                    if skip || using_columns {
+                        continue;
+                    }
+                    index = self.table_list(tokens, index, ctes, &mut tables);
+                }
+                _ => index += 1,
+            }
+        }
+        tables
+    }
+
+    /// Reads the table references of a FROM list from `index` (`a`, `b AS x`, `c WITH (NOLOCK)`, …);
+    /// returns where it stopped.
+    fn table_list(&self, tokens: &[TokenWithSpan], mut index: usize, ctes: &BTreeSet<String>, tables: &mut BTreeSet<Name>) -> usize {
+        loop {
+            let mut cursor = Cursor { tokens, at: index };
+            cursor.eat_any(&["ONLY", "LATERAL", "TABLE"]);
+            if let Some(path) = string_value(cursor.peek(0)) {
+                tables.insert(Name::path(&path));
+                cursor.at += 1;
+            } else if let Some(parts) = cursor.name() {
+                let name = Name::from_parts(&parts);
+                if cursor.peek(0) == Some(&Token::LParen) {
+                    // A table function: a call, not a table.
+                    let certain = name.is_qualified();
+                    self.calls.borrow_mut().push((name, certain));
+                } else if !(parts.len() == 1 && ctes.contains(&name.key)) && !name.is_system() && !is_clause_word(&tokens[index].token) {
+                    tables.insert(name);
+                }
+            } else {
+                return cursor.at;
+            }
+            // An alias, hints, a column alias list.
+            cursor.eat("AS");
+            if matches!(cursor.peek(0), Some(token @ Token::Word(_)) if !is_clause_word(token)) {
+                cursor.at += 1;
+            }
+            if cursor.peek_word(0, "WITH") && cursor.peek(1) == Some(&Token::LParen) {
+                cursor.at += 1;
+            }
+            if cursor.peek(0) == Some(&Token::LParen) && !matches!(cursor.peek(1), Some(word) if is_any_word(word, &["SELECT", "WITH"])) {
+                cursor.skip_group();
+            }
+            if cursor.eat_token(&Token::Comma) {
+                index = cursor.at;
+                continue;
+            }
+            return cursor.at;
+        }
+    }
+}
+
+/// Words that end a column's type in a table definition.
+const TYPE_ENDS: &[&str] = &[
+    "NOT",
+    "NULL",
+    "DEFAULT",
+    "CONSTRAINT",
+    "PRIMARY",
+    "UNIQUE",
+    "REFERENCES",
+    "CHECK",
+    "IDENTITY",
+    "COLLATE",
+    "ROWGUIDCOL",
+    "GENERATED",
+    "AUTO_INCREMENT",
+    "AUTOINCREMENT",
+    "COMMENT",
+    "ENCODE",
+    "SPARSE",
+    "FILESTREAM",
+    "MASKED",
+    "ENCRYPTED",
+    "CHARACTER",
+    "CHARSET",
+    "ON",
+    "OPTIONS",
+    "WITH",
+    "FOR",
+    "DISTKEY",
+    "SORTKEY",
+    "UNSIGNED",
+    "ZEROFILL",
+];
+
+fn is_clause_word(token: &Token) -> bool {
+    is_any_word(token, CLAUSE_WORDS)
+}
+
+/// The text of a string literal token.
+fn string_value(token: Option<&Token>) -> Option<String> {
+    match token? {
+        Token::SingleQuotedString(value) | Token::DoubleQuotedString(value) | Token::NationalStringLiteral(value) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+/// `sp_executesql` and `EXEC('…')` run text the script builds: nothing to read there.
+fn is_dynamic_sql(parts: &[String]) -> bool {
+    parts.last().is_some_and(|last| last.eq_ignore_ascii_case("sp_executesql") || last.starts_with('@'))
+}
+
+/// A recovered statement's text for a warning, bounded.
+pub fn excerpt(text: &str) -> String {
+    abridge(text.lines().next().unwrap_or_default(), 80)
+}
