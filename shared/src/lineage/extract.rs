@@ -368,8 +368,10 @@ impl Facts {
             .filter_map(|(ordinal, rename)| match &rename.to {
                 Some(to) => Some((rename.marks, &rename.from, to.clone())),
                 // A drop: what the script made under that name was a work table.
-                None if created.get(rename.from.key.as_str()).is_some_and(|&at| at < rename.marks.objects)
-                    || self.temporaries.contains(&rename.from.key) =>
+                // (A temporary table is a transient already.)
+                None if !rename.from.is_transient()
+                    && (created.get(rename.from.key.as_str()).is_some_and(|&at| at < rename.marks.objects)
+                        || self.temporaries.contains(&rename.from.key)) =>
                 {
                     Some((rename.marks, &rename.from, Name::transient(&format!("dropped:{ordinal}:{}", rename.from.key))))
                 }
@@ -419,8 +421,9 @@ impl<'a> Extractor<'a> {
     }
 
     fn link(&mut self, kind: EdgeKind, source: Ref, target: Ref) {
-        // A table filling itself (`INSERT INTO t SELECT … FROM t`) is kept; any other self-link says nothing.
-        if source == target && !(kind == EdgeKind::ReadsFrom && matches!(source, Ref::Object(_))) {
+        // A table filling itself (`INSERT INTO t SELECT … FROM t`) and a key to its own table
+        // (`manager_id REFERENCES employee`) are kept; any other self-link says nothing.
+        if source == target && !(matches!(kind, EdgeKind::ReadsFrom | EdgeKind::References) && matches!(source, Ref::Object(_))) {
             return;
         }
         if [&source, &target].iter().any(|reference| reference.object().is_some_and(Name::is_system)) {
@@ -547,7 +550,13 @@ impl<'a> Extractor<'a> {
                 self.writes(&target, query.as_deref().map(sources_of).unwrap_or_default());
                 summary("UNLOAD", Some(target))
             }
-            other => summary(&statement_kind(other, text), None),
+            other => {
+                // `SET @fare = dbo.ufnFare(…)`, `DECLARE @x int = dbo.f()`: calls of the routine.
+                if let Some(routine) = self.routine.clone() {
+                    self.calls_in(other, Ref::Object(routine));
+                }
+                summary(&statement_kind(other, text), None)
+            }
         }
     }
 
@@ -674,7 +683,33 @@ impl<'a> Extractor<'a> {
         self.facts.temporaries.insert(name.key.clone());
     }
 
+    /// A routine's condition or expression, parsed as `SELECT <expression>`: what it reads and calls.
+    pub fn expression_reads(&mut self, query: &Query, text: &str) {
+        let caller = self.routine.clone().map(Ref::Object).unwrap_or(Ref::Query(self.line));
+        self.calls_in(query, caller);
+        if self.routine.is_some() {
+            self.reads(sources_of(query), text, "IF");
+        }
+    }
+
     fn query(&mut self, query: &Query, text: &str) -> StatementSummary {
+        // PostgreSQL's data-modifying CTEs (`WITH moved AS (INSERT … RETURNING …) SELECT …`): each
+        // writes with the CTEs before it in scope.
+        if let Some(with) = &query.with {
+            for (index, cte) in with.cte_tables.iter().enumerate() {
+                if matches!(&*cte.query.body, SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)) {
+                    let mut writing = (*cte.query).clone();
+                    if writing.with.is_none() && index > 0 {
+                        writing.with = Some(sqlparser::ast::With { cte_tables: with.cte_tables[..index].to_vec(), ..with.clone() });
+                    }
+                    self.query(&writing, text);
+                }
+            }
+        }
+        // `WITH … INSERT|UPDATE|DELETE|MERGE`: the CTEs feed the statement after them.
+        if let SetExpr::Insert(inner) | SetExpr::Update(inner) | SetExpr::Delete(inner) | SetExpr::Merge(inner) = &*query.body {
+            return self.with_statement(query, inner, text);
+        }
         match select_into(query) {
             Some(target) if !self.procedural => {
                 self.define(target.clone(), NodeKind::Table, Vec::new(), text);
@@ -690,6 +725,52 @@ impl<'a> Extractor<'a> {
                 StatementSummary { kind: "SELECT".to_owned(), object: None }
             }
         }
+    }
+
+    /// `WITH ctes <statement>`: an `INSERT`'s query gets the CTEs (column lineage goes through
+    /// them); any other statement writes its target from what the whole reads.
+    fn with_statement(&mut self, query: &Query, inner: &Statement, text: &str) -> StatementSummary {
+        if let Statement::Insert(insert) = inner
+            && let Some(source) = &insert.source
+            && source.with.is_none()
+        {
+            let mut insert = insert.clone();
+            let mut source = source.clone();
+            source.with = query.with.clone();
+            insert.source = Some(source);
+            return self.statement(&Statement::Insert(insert), text);
+        }
+        let (kind, target) = match inner {
+            Statement::Insert(insert) => match &insert.table {
+                TableObject::TableName(table) => ("INSERT", Some(Name::of(table))),
+                _ => ("INSERT", None),
+            },
+            Statement::Update(update) => ("UPDATE", table_factor_name(&update.table.relation)),
+            Statement::Merge(merge) => ("MERGE", table_factor_name(&merge.table)),
+            Statement::Delete(delete) => {
+                let tables = match &delete.from {
+                    FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables) => tables,
+                };
+                (
+                    "DELETE",
+                    delete.tables.first().map(Name::of).or_else(|| tables.first().and_then(|table| table_factor_name(&table.relation))),
+                )
+            }
+            _ => ("STATEMENT", None),
+        };
+        let mut sources = relations(query);
+        if let Some(target) = &target {
+            sources.remove(target);
+            match kind {
+                "DELETE" => {
+                    self.modifies(target);
+                    self.reads(sources, text, kind);
+                }
+                _ => self.writes(target, sources),
+            }
+            self.calls_in(query, Ref::Object(target.clone()));
+        }
+        StatementSummary { kind: kind.to_owned(), object: target }
     }
 
     fn create_table(&mut self, table: &CreateTable, name: &Name, text: &str) {
@@ -859,7 +940,9 @@ impl<'a> Extractor<'a> {
         let assigned = self.assignments(&target, &update.assignments, &scope_sources);
         let mut sources = relations(statement);
         sources.extend(row_sources(&assigned));
-        sources.remove(&named);
+        if named != target {
+            sources.remove(&named); // an alias of FROM, not a table
+        }
         // The target read back in a subquery of the SET (`SET a = (SELECT max(a) FROM t)`) is a real read.
         let reads_itself = update.assignments.iter().any(|assignment| relations(&assignment.value).contains(&target));
         if !reads_itself {
@@ -888,8 +971,8 @@ impl<'a> Extractor<'a> {
                 for source in &found {
                     self.link(EdgeKind::ReadsFrom, target_column.clone(), source.clone());
                 }
-                if !is_plain_reference(&assignment.value) {
-                    self.expression(target, &column, &assignment.value);
+                if let Some(text) = computed_expression(&assignment.value, sources) {
+                    self.facts.expressions.push(ExpressionFact { object: target.clone(), column: column.clone(), text });
                 }
             }
             assigned.extend(found);
@@ -1068,8 +1151,8 @@ impl Visitor for Relations {
                     self.tables.insert(name);
                 }
             }
-            // `FROM dbo.tvf(@x)`, `CROSS APPLY dbo.f(t.id)`: a call of a table function.
-            TableFactor::Table { name, args: Some(_), .. } => {
+            // `FROM dbo.tvf(@x)`, `CROSS APPLY dbo.f(t.id)`, `LATERAL f(x)`: a call of a table function.
+            TableFactor::Table { name, args: Some(_), .. } | TableFactor::Function { name, .. } => {
                 let name = Name::of(name);
                 let certain = name.is_qualified();
                 self.functions.insert((name, certain));
@@ -1246,8 +1329,8 @@ fn values_outputs_with(rows: &[Parens<Vec<Expr>>], sources: &[(String, Source)],
             column.sources.extend(expression_sources(expr, sources, scope));
             column.sources.sort();
             column.sources.dedup();
-            if column.expression.is_none() && !column.sources.is_empty() && !is_plain_reference(expr) {
-                column.expression = Some(expression_text(expr));
+            if column.expression.is_none() && !column.sources.is_empty() {
+                column.expression = computed_expression(expr, sources);
             }
         }
     }
@@ -1298,11 +1381,11 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
         match item {
             SelectItem::UnnamedExpr(expr) => {
                 let name = output_name(expr);
-                let expression = (!is_plain_reference(expr)).then(|| expression_text(expr));
+                let expression = computed_expression(expr, &sources);
                 outputs.columns.push(OutputColumn { name, sources: expression_sources(expr, &sources, scope), wildcard: None, expression });
             }
             SelectItem::ExprWithAlias { expr, alias } => {
-                let expression = (!is_plain_reference(expr)).then(|| expression_text(expr));
+                let expression = computed_expression(expr, &sources);
                 outputs.columns.push(OutputColumn {
                     name: Some(alias.value.clone()),
                     sources: expression_sources(expr, &sources, scope),
@@ -1324,6 +1407,56 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
         }
     }
     outputs
+}
+
+/// The expression that computes an output: its own text, or for a plain reference to a column a
+/// CTE or derived table computes, that column's expression; none for a constant.
+fn computed_expression(expr: &Expr, sources: &[(String, Source)]) -> Option<String> {
+    match expr {
+        Expr::Value(_) | Expr::TypedString { .. } => None,
+        Expr::Cast { expr: inner, .. } if matches!(**inner, Expr::Value(_)) => None,
+        Expr::Identifier(ident) => match sources {
+            [(_, Source::Derived(outputs))] => outputs.column(&ident.value).and_then(|column| column.expression.clone()),
+            _ => sources.iter().find_map(|(_, source)| match source {
+                Source::Derived(outputs) => outputs.column(&ident.value).and_then(|column| column.expression.clone()),
+                Source::Table(_) => None,
+            }),
+        },
+        Expr::CompoundIdentifier(idents) if idents.len() >= 2 => {
+            let qualifier =
+                idents[..idents.len() - 1].iter().map(|ident| ident.value.as_str()).collect::<Vec<_>>().join(".").to_lowercase();
+            match find_source(sources, &qualifier) {
+                Some(Source::Derived(outputs)) => {
+                    outputs.column(&idents[idents.len() - 1].value).and_then(|column| column.expression.clone())
+                }
+                _ => None,
+            }
+        }
+        Expr::CompoundIdentifier(_) => None,
+        _ => {
+            // What the columns it uses are computed as, where a CTE or derived table computes them:
+            // `coalesce(p.used_gift_card, false) (used_gift_card = count_if(…) > 0)`.
+            let mut identifiers = Identifiers::default();
+            let _ = expr.visit(&mut identifiers);
+            let mut text = expression_text(expr);
+            let mut seen = Vec::new();
+            for parts in identifiers.found.iter().take(8) {
+                let reference = match parts.as_slice() {
+                    [name] => Expr::Identifier(sqlparser::ast::Ident::new(name)),
+                    _ => Expr::CompoundIdentifier(parts.iter().map(|part| sqlparser::ast::Ident::new(part)).collect()),
+                };
+                let name = parts.last().cloned().unwrap_or_default();
+                if let Some(inner) = computed_expression(&reference, sources)
+                    && !seen.contains(&name)
+                    && text.len() < EXPRESSION_BYTES
+                {
+                    text.push_str(&format!(" ({name} = {inner})"));
+                    seen.push(name);
+                }
+            }
+            Some(super::parse::abridge(&text, EXPRESSION_BYTES))
+        }
+    }
 }
 
 /// The name an unaliased output goes by: a column's own name, also through a cast (`a::int`).

@@ -260,12 +260,40 @@ impl Reader {
         Ok(StatementSummary { kind: routine.kind.statement_kind().to_owned(), object: routine.name })
     }
 
-    /// A condition or an expression in a routine's body: the routine reads what it names.
+    /// A condition or an expression in a routine's body (`IF EXISTS (SELECT …)`, `WHILE …`,
+    /// `RETURN (…)`, `x := (…)`): the routine reads the tables it names and calls its functions.
+    /// Read as the expression of a `SELECT` when the parser takes it, else from its tokens.
     fn condition(&mut self, text: &str, line: u32, context: &Context, facts: &mut Facts) {
         let Some(tokens) = tokens::significant(text, self.dialect, line) else { return };
         let mut extractor = Extractor::new(facts, line);
         extractor.routine = context.routine.clone();
         extractor.procedural = true;
+        // Past the word that introduces it, and a variable it is assigned to.
+        let mut start = usize::from(
+            tokens
+                .first()
+                .is_some_and(|token| tokens::is_any_word(&token.token, &["IF", "WHILE", "RETURN", "SET", "ELSIF", "ELSEIF", "UNTIL"])),
+        );
+        let assigned = tokens
+            .iter()
+            .take(8)
+            .position(|token| matches!(token.token, sqlparser::tokenizer::Token::Assignment))
+            .or_else(|| (start == 1 && tokens.get(2).is_some_and(|token| token.token == sqlparser::tokenizer::Token::Eq)).then_some(2));
+        if let Some(at) = assigned {
+            start = at + 1;
+        }
+        let map = tokens::SourceMap::new(text, line);
+        let expression = map.text_of(&tokens, start..tokens.len());
+        let operators = tokens.iter().filter(|token| split::is_operator(&token.token)).count();
+        if !expression.is_empty() && operators <= split::MAX_OPERATORS && expression.len() <= limits::MAX_STATEMENT_BYTES {
+            let query = format!("SELECT {expression}");
+            if let Ok(statements) = self.parse(&query)
+                && let [sqlparser::ast::Statement::Query(query)] = statements.as_slice()
+            {
+                extractor.expression_reads(query, text);
+                return;
+            }
+        }
         recover::condition(&tokens, text, self.dialect, &mut extractor);
     }
 

@@ -199,6 +199,38 @@ const NO_LINEAGE_OBJECTS: &[&str] = &[
 /// What `CREATE` can make (and the words that may come before it), where skipping options stops.
 const CREATE_KINDS: &[&str] = &["TABLE", "VIEW", "SQL", "ALGORITHM", "DEFINER", "PROCEDURE", "FUNCTION", "TRIGGER", "EVENT"];
 
+/// Words before a parenthesis that make it something other than a function's arguments.
+const NOT_FUNCTIONS: &[&str] = &[
+    "IN",
+    "EXISTS",
+    "FROM",
+    "JOIN",
+    "AS",
+    "ANY",
+    "ALL",
+    "SOME",
+    "USING",
+    "APPLY",
+    "LATERAL",
+    "ON",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "SELECT",
+    "VALUES",
+    "INTO",
+    "THEN",
+    "ELSE",
+    "WHEN",
+    "RETURN",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "IF",
+    "WHILE",
+];
+
 /// Words after a table in FROM that cannot be its alias.
 const CLAUSE_WORDS: &[&str] = &[
     "WHERE",
@@ -279,8 +311,15 @@ pub fn recover(tokens: &[TokenWithSpan], text: &str, dialect: Dialect, extractor
     let was_recovered = std::mem::replace(&mut extractor.recovered, true);
     let first_line = tokens.first().map_or(extractor.line, |token| token.span.start.line as u32);
     let map = SourceMap::new(text, first_line);
-    let mut reader =
-        Reader { tokens, map: &map, dialect, text, calls: RefCell::new(Vec::new()), unread_query: std::cell::Cell::new(false) };
+    let mut reader = Reader {
+        tokens,
+        map: &map,
+        dialect,
+        text,
+        calls: RefCell::new(Vec::new()),
+        unread_query: std::cell::Cell::new(false),
+        with_prefix: None,
+    };
     let recovery = match reader.statement(extractor) {
         Recovery::Read(summary) if reader.unread_query.get() => Recovery::Partial(summary),
         recovery => recovery,
@@ -308,7 +347,15 @@ pub fn condition(tokens: &[TokenWithSpan], text: &str, dialect: Dialect, extract
     let was_recovered = std::mem::replace(&mut extractor.recovered, false);
     let first_line = tokens.first().map_or(extractor.line, |token| token.span.start.line as u32);
     let map = SourceMap::new(text, first_line);
-    let reader = Reader { tokens, map: &map, dialect, text, calls: RefCell::new(Vec::new()), unread_query: std::cell::Cell::new(false) };
+    let reader = Reader {
+        tokens,
+        map: &map,
+        dialect,
+        text,
+        calls: RefCell::new(Vec::new()),
+        unread_query: std::cell::Cell::new(false),
+        with_prefix: None,
+    };
     let ctes = reader.cte_names(0);
     let reads = reader.tables_read(0..tokens.len(), &ctes);
     if extractor.routine.is_some() {
@@ -329,6 +376,8 @@ struct Reader<'a> {
     calls: RefCell<Vec<(Name, bool)>>,
     /// A query the statement holds could not be parsed, and its tokens name no table.
     unread_query: std::cell::Cell<bool>,
+    /// The CTEs before an `INSERT` (`WITH c AS (…) INSERT …`).
+    with_prefix: Option<std::ops::Range<usize>>,
 }
 
 fn summary(kind: &str, object: Option<Name>) -> Recovery {
@@ -775,7 +824,14 @@ impl Reader<'_> {
             }
             return summary("INSERT", Some(target));
         }
-        match self.parse_query(start..self.tokens.len()) {
+        let query = match self.with_prefix.clone() {
+            // `WITH c AS (…) INSERT INTO t SELECT … FROM c`: the query gets the CTEs.
+            Some(prefix) => {
+                self.parse_query_text(&format!("{} {}", self.map.text_of(self.tokens, prefix), self.query_text(start..self.tokens.len())))
+            }
+            None => self.parse_query(start..self.tokens.len()),
+        };
+        match query {
             Some(query) => extractor.insert_query(&target, &columns, &query),
             None => {
                 let sources = self.query_sources(start);
@@ -861,7 +917,10 @@ impl Reader<'_> {
             {
                 let verb = Cursor { tokens: self.tokens, at: main.at };
                 return match word_value(word).map(str::to_ascii_uppercase).as_deref() {
-                    Some("INSERT") => self.insert(verb, extractor),
+                    Some("INSERT") => {
+                        self.with_prefix = Some(cursor.at..main.at);
+                        self.insert(verb, extractor)
+                    }
                     Some("UPDATE") => self.update(verb, extractor),
                     Some("DELETE") => self.delete(verb, extractor),
                     _ => self.merge(verb, extractor),
@@ -988,17 +1047,56 @@ impl Reader<'_> {
 
     /// The tables the query from `start` reads.
     fn query_sources(&self, start: usize) -> BTreeSet<Name> {
-        let ctes = self.cte_names(start);
+        let mut ctes = self.cte_names(start);
+        ctes.extend(self.cte_names(0));
         self.tables_read(start..self.tokens.len(), &ctes)
     }
 
     /// Parses `tokens[range]` as a query with `sqlparser`, when it is within the operator budget.
     fn parse_query(&self, range: std::ops::Range<usize>) -> Option<Query> {
-        if range.start >= range.end || self.tokens[range.clone()].iter().filter(|token| is_operator(&token.token)).count() > MAX_OPERATORS {
+        if self.tokens[range.clone()].iter().filter(|token| is_operator(&token.token)).count() > MAX_OPERATORS {
             return None;
         }
-        let text = self.map.text_of(self.tokens, range).trim_end_matches(';');
-        if text.len() > limits::MAX_STATEMENT_BYTES {
+        self.parse_query_text(&self.query_text(range))
+    }
+
+    /// The text of `tokens[range]` as a query: without a trailing `;`, a materialized view's
+    /// `WITH [NO] DATA` or T-SQL's `OPTION (…)` hints.
+    fn query_text(&self, mut range: std::ops::Range<usize>) -> String {
+        let ends = |range: &std::ops::Range<usize>, words: &[&str]| {
+            range.end >= range.start + words.len()
+                && words.iter().enumerate().all(|(offset, word)| is_word(&self.tokens[range.end - words.len() + offset].token, word))
+        };
+        while range.end > range.start && self.tokens.get(range.end - 1).is_some_and(|token| token.token == Token::SemiColon) {
+            range.end -= 1;
+        }
+        if ends(&range, &["WITH", "NO", "DATA"]) {
+            range.end -= 3;
+        } else if ends(&range, &["WITH", "DATA"]) {
+            range.end -= 2;
+        } else if range.end > range.start && self.tokens[range.end - 1].token == Token::RParen {
+            // `… OPTION (MAXRECURSION 0)`
+            let mut depth = 0usize;
+            let open = (range.start..range.end).rev().find(|&index| {
+                match self.tokens[index].token {
+                    Token::RParen => depth += 1,
+                    Token::LParen => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            });
+            if let Some(open) = open
+                && open > range.start
+                && is_word(&self.tokens[open - 1].token, "OPTION")
+            {
+                range.end = open - 1;
+            }
+        }
+        self.map.text_of(self.tokens, range).to_owned()
+    }
+
+    fn parse_query_text(&self, text: &str) -> Option<Query> {
+        if text.is_empty() || text.len() > limits::MAX_STATEMENT_BYTES {
             return None;
         }
         let dialect = self.dialect.parser();
@@ -1101,19 +1199,31 @@ impl Reader<'_> {
         // For each open parenthesis, whether it holds a function's arguments (`EXTRACT(x FROM y)`).
         let mut function_parens: Vec<bool> = Vec::new();
         let mut index = range.start;
+        // Right after FROM or JOIN: a table, or parentheses around a join or a subquery.
+        let mut expect_table = false;
         while index < tokens.len() {
             let token = &tokens[index].token;
             match token {
                 Token::LParen => {
                     let previous = index.checked_sub(1).map(|previous| &tokens[previous].token);
-                    let is_function = matches!(previous, Some(Token::Word(word))
-                        if word.quote_style.is_none() && !is_any_word(previous.unwrap_or(&Token::EOF), &["IN", "EXISTS", "FROM", "JOIN", "AS", "ANY", "ALL", "SOME", "USING", "APPLY", "LATERAL", "ON", "WHERE", "AND", "OR", "NOT", "SELECT", "VALUES", "INTO", "THEN", "ELSE", "WHEN", "RETURN", "UNION", "EXCEPT", "INTERSECT", "IF", "WHILE"]));
+                    let is_function = !expect_table
+                        && matches!(previous, Some(Token::Word(word))
+                        if word.quote_style.is_none() && !is_any_word(previous.unwrap_or(&Token::EOF), NOT_FUNCTIONS));
                     function_parens.push(is_function);
                     index += 1;
                 }
                 Token::RParen => {
                     function_parens.pop();
+                    expect_table = false;
                     index += 1;
+                }
+                Token::Word(_) if expect_table => {
+                    expect_table = false;
+                    if !is_any_word(token, &["SELECT", "WITH", "VALUES"]) {
+                        index = self.table_list(tokens, index, ctes, &mut tables);
+                    } else {
+                        index += 1;
+                    }
                 }
                 word if is_any_word(word, &["FROM", "JOIN", "APPLY", "USING"]) && !function_parens.last().copied().unwrap_or(false) => {
                     let previous = index.checked_sub(1).map(|previous| &tokens[previous].token);
@@ -1126,12 +1236,19 @@ impl Reader<'_> {
                         && tokens.get(index + 1).is_some_and(|next| next.token == Token::LParen)
                         && !tokens.get(index + 2).is_some_and(|next| is_any_word(&next.token, &["SELECT", "WITH"]));
                     index += 1;
-                    if skip || using_columns {
-                        continue;
+                    expect_table = !skip && !using_columns;
+                    // A string after FROM is a file (`FROM 'data.parquet'`).
+                    if expect_table && let Some(path) = string_value(tokens.get(index).map(|token| &token.token)) {
+                        tables.insert(Name::path(&path));
+                        expect_table = false;
+                        index += 1;
                     }
-                    index = self.table_list(tokens, index, ctes, &mut tables);
                 }
-                _ => index += 1,
+                word if is_any_word(word, &["ONLY", "LATERAL", "TABLE"]) && expect_table => index += 1,
+                _ => {
+                    expect_table = false;
+                    index += 1;
+                }
             }
         }
         tables
@@ -1143,10 +1260,7 @@ impl Reader<'_> {
         loop {
             let mut cursor = Cursor { tokens, at: index };
             cursor.eat_any(&["ONLY", "LATERAL", "TABLE"]);
-            if let Some(path) = string_value(cursor.peek(0)) {
-                tables.insert(Name::path(&path));
-                cursor.at += 1;
-            } else if let Some(parts) = cursor.name() {
+            if let Some(parts) = cursor.name() {
                 let name = Name::from_parts(&parts);
                 if cursor.peek(0) == Some(&Token::LParen) {
                     // A table function: a call, not a table.

@@ -336,9 +336,10 @@ impl Builder<'_> {
     }
 
     fn edge(&mut self, kind: EdgeKind, source: &str, target: &str, line: u32, via: Option<String>, recovered: bool) {
-        // A table filled from itself (`INSERT INTO t SELECT … FROM t`) is a fact; other self-links are not.
+        // A table filled from itself (`INSERT INTO t SELECT … FROM t`) and a key to its own table are
+        // facts; other self-links are not.
         let is_object = !source.contains('#');
-        if source == target && !(kind == EdgeKind::ReadsFrom && is_object) {
+        if source == target && !(matches!(kind, EdgeKind::ReadsFrom | EdgeKind::References) && is_object) {
             return;
         }
         let mut edge = GraphEdge::new(kind, source, target);

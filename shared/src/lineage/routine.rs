@@ -435,12 +435,18 @@ fn peel(mut slice: &[TokenWithSpan], map: &SourceMap, block: &mut Block, stateme
         }
         return;
     }
-    // `x := expression` and `SET x = expression`: the expression's reads.
-    if slice.get(1).is_some_and(|token| token.token == Token::Assignment)
+    // `x := expression`, `NEW.x := …` and `SET x = expression`: the expression's reads.
+    if slice.iter().take(8).any(|token| token.token == Token::Assignment)
         || (is_word(first, "SET") && !slice.get(1).is_some_and(|next| is_any_word(&next.token, &["TRANSACTION", "SESSION", "LOCAL"])))
     {
         condition(slice, statements);
         return;
+    }
+    // `… RETURNING id INTO v_id` fills variables: the statement is what comes before `INTO`.
+    if let Some(returning) = slice.iter().position(|token| is_word(&token.token, "RETURNING"))
+        && let Some(into) = slice[returning..].iter().position(|token| is_word(&token.token, "INTO"))
+    {
+        slice = &slice[..returning + into];
     }
     statements.push(BodyStatement { text: text_of(slice), line: line_of(slice), condition: false });
 }

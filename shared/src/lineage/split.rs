@@ -477,8 +477,12 @@ fn begins_statement(
             statement.cte_pending = true;
             true
         }
-        "INSERT" | "UPDATE" | "DELETE"
-            if previous_is(&["THEN", "ON", "FOR", "INSTEAD", "AFTER", "BULK"]) || previous == Some(&Token::Comma) =>
+        "INSERT" | "UPDATE" | "DELETE" if previous_is(&["THEN", "FOR", "INSTEAD", "AFTER", "BULK"]) || previous == Some(&Token::Comma) => {
+            true
+        }
+        // A key's `ON DELETE CASCADE`, `ON UPDATE SET NULL` (`SET NOCOUNT ON` then `INSERT` is two statements).
+        "UPDATE" | "DELETE"
+            if previous_is(&["ON"]) && next.is_some_and(|next| is_any_word(next, &["CASCADE", "SET", "NO", "RESTRICT"])) =>
         {
             true
         }
@@ -658,7 +662,7 @@ mod tests {
                    DECLARE c CURSOR FOR SELECT a FROM t\n\
                    ALTER TABLE t WITH CHECK ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES s (a) ON DELETE SET NULL\n\
                    IF UPDATE(a) SELECT CASE WHEN 1 = 1 THEN 2 ELSE 3 END\nELSE SET @x += 1\n\
-                   CREATE OR ALTER VIEW v AS WITH c AS (SELECT 1 AS a) SELECT a FROM c\nSELECT 2";
+                   CREATE OR ALTER VIEW v AS WITH c AS (SELECT 1 AS a) SELECT a FROM c\nSELECT 2\nSET NOCOUNT ON\nINSERT INTO t SELECT 1";
         let found = statements(sql, Dialect::TSql);
         let expected = [
             "insert into tab1 select * from foo",
@@ -678,6 +682,8 @@ mod tests {
             "SET @x += 1",
             "CREATE OR ALTER VIEW v AS WITH c AS (SELECT 1 AS a) SELECT a FROM c",
             "SELECT 2",
+            "SET NOCOUNT ON",
+            "INSERT INTO t SELECT 1",
         ];
         let found: Vec<&str> = found.iter().map(String::as_str).filter(|text| *text != ";").collect();
         let expected: Vec<&str> = expected.into_iter().filter(|text| *text != ";").collect();

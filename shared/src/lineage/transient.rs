@@ -96,6 +96,30 @@ pub fn settle(facts: &mut Facts) {
         }
     }
 
+    // The expressions that compute a transient's columns, for the lasting columns filled from them.
+    let mut expressions: HashMap<(String, String), String> = HashMap::new();
+    for expression in &facts.expressions {
+        if is_transient(&expression.object) {
+            expressions.insert((expression.object.key.clone(), expression.column.clone()), expression.text.clone());
+        }
+    }
+    let computed: HashSet<(String, String)> =
+        facts.expressions.iter().map(|expression| (expression.object.key.clone(), expression.column.clone())).collect();
+    for link in &kept {
+        if let (Ref::Column(target, target_column), Ref::Column(source, source_column)) = (&link.source, &link.target)
+            && !is_transient(target)
+            && is_transient(source)
+            && !computed.contains(&(target.key.clone(), target_column.clone()))
+            && let Some(text) = expressions.get(&(source.key.clone(), source_column.clone()))
+        {
+            facts.expressions.push(super::extract::ExpressionFact {
+                object: target.clone(),
+                column: target_column.clone(),
+                text: text.clone(),
+            });
+        }
+    }
+
     // Every remaining link, with its transients replaced.
     let mut replacer = Replacer { fills: &fills, is_transient: &is_transient, memo: HashMap::new() };
     let mut seen = HashSet::new();
