@@ -421,9 +421,10 @@ impl<'a> Extractor<'a> {
     }
 
     fn link(&mut self, kind: EdgeKind, source: Ref, target: Ref) {
-        // A table filling itself (`INSERT INTO t SELECT … FROM t`) and a key to its own table
-        // (`manager_id REFERENCES employee`) are kept; any other self-link says nothing.
-        if source == target && !(matches!(kind, EdgeKind::ReadsFrom | EdgeKind::References) && matches!(source, Ref::Object(_))) {
+        // A table or column filling itself (`INSERT INTO t SELECT … FROM t`, `SET n = n + 1`) and a
+        // key to its own table (`manager_id REFERENCES employee`) are kept; any other self-link says
+        // nothing.
+        if source == target && !(kind == EdgeKind::ReadsFrom || (kind == EdgeKind::References && matches!(source, Ref::Object(_)))) {
             return;
         }
         if [&source, &target].iter().any(|reference| reference.object().is_some_and(Name::is_system)) {
@@ -453,13 +454,18 @@ impl<'a> Extractor<'a> {
             Statement::Merge(merge) => {
                 let target = table_factor_name(&merge.table);
                 if let Some(target) = &target {
-                    self.merge(merge, target);
+                    let mut sources = relations(&merge.source);
+                    sources.extend(relations(&*merge.on));
+                    sources.remove(target);
+                    self.merge_columns(merge, target, &CteScope::default());
+                    self.writes(target, sources);
+                    self.calls_in(&merge.source, Ref::Object(target.clone()));
                 }
                 summary("MERGE", target)
             }
             Statement::Query(query) => self.query(query, text),
             Statement::Update(update) => {
-                let target = self.update(update, statement);
+                let target = self.update(update, statement, &CteScope::default());
                 summary("UPDATE", target)
             }
             Statement::Delete(delete) => {
@@ -545,9 +551,18 @@ impl<'a> Extractor<'a> {
                 self.writes(&target, sources_of(source));
                 summary("INSERT OVERWRITE DIRECTORY", Some(target))
             }
-            Statement::Unload { query, to, .. } => {
+            Statement::Unload { query, query_text, to, .. } => {
                 let target = Name::path(&to.value);
-                self.writes(&target, query.as_deref().map(sources_of).unwrap_or_default());
+                // Redshift's `UNLOAD ('select …')` holds its query as text.
+                let sources = match (query, query_text) {
+                    (Some(query), _) => sources_of(query),
+                    (None, Some(text)) => sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::RedshiftSqlDialect {}, text)
+                        .ok()
+                        .map(|statements| statements.iter().flat_map(relations).collect())
+                        .unwrap_or_default(),
+                    (None, None) => BTreeSet::new(),
+                };
+                self.writes(&target, sources);
                 summary("UNLOAD", Some(target))
             }
             other => {
@@ -758,6 +773,26 @@ impl<'a> Extractor<'a> {
             }
             _ => ("STATEMENT", None),
         };
+        // The CTEs, traced, for the statement's column lineage.
+        let scope = cte_scope(query);
+        match inner {
+            Statement::Update(update) => {
+                let target = self.update(update, inner, &scope);
+                // The statement alone does not see what the CTEs read.
+                if let Some(target) = &target {
+                    let mut sources = relations(query);
+                    sources.remove(target);
+                    self.writes(target, sources);
+                }
+                return StatementSummary { kind: kind.to_owned(), object: target };
+            }
+            Statement::Merge(merge) => {
+                if let Some(target) = &target {
+                    self.merge_columns(merge, target, &scope);
+                }
+            }
+            _ => {}
+        }
         let mut sources = relations(query);
         if let Some(target) = &target {
             sources.remove(target);
@@ -898,13 +933,11 @@ impl<'a> Extractor<'a> {
         self.calls_in(source, Ref::Object(target.clone()));
     }
 
-    fn merge(&mut self, merge: &sqlparser::ast::Merge, target: &Name) {
-        let mut sources = relations(&merge.source);
-        sources.extend(relations(&*merge.on));
-        sources.remove(target);
+    /// A `MERGE`'s column lineage: `UPDATE SET` and `INSERT … VALUES` from its source.
+    fn merge_columns(&mut self, merge: &sqlparser::ast::Merge, target: &Name, scope: &CteScope) {
         let mut scope_sources = Vec::new();
-        factor_source(&merge.table, &CteScope::default(), &mut scope_sources);
-        factor_source(&merge.source, &CteScope::default(), &mut scope_sources);
+        factor_source(&merge.table, scope, &mut scope_sources);
+        factor_source(&merge.source, scope, &mut scope_sources);
         for clause in &merge.clauses {
             match &clause.action {
                 MergeAction::Update(update) => {
@@ -914,7 +947,7 @@ impl<'a> Extractor<'a> {
                 }
                 MergeAction::Insert(insert) => {
                     if let MergeInsertKind::Values(values) = &insert.kind {
-                        let outputs = values_outputs_with(&values.rows, &scope_sources, &CteScope::default());
+                        let outputs = values_outputs_with(&values.rows, &scope_sources, scope);
                         let columns: Vec<String> = insert.columns.iter().map(|column| Name::of(column).base().to_owned()).collect();
                         self.column_lineage(target, &outputs.columns, &columns, EdgeKind::ReadsFrom, false);
                     }
@@ -922,11 +955,10 @@ impl<'a> Extractor<'a> {
                 _ => {}
             }
         }
-        self.writes(target, sources);
-        self.calls_in(&merge.source, Ref::Object(target.clone()));
     }
 
-    fn update(&mut self, update: &sqlparser::ast::Update, statement: &Statement) -> Option<Name> {
+    /// An `UPDATE` (its CTEs in `scope`); returns its target.
+    fn update(&mut self, update: &sqlparser::ast::Update, statement: &Statement, scope: &CteScope) -> Option<Name> {
         // T-SQL's `UPDATE t SET … FROM dbo.Orders t` names the target by an alias of FROM.
         let from = match &update.from {
             Some(UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables)) => tables.as_slice(),
@@ -935,8 +967,8 @@ impl<'a> Extractor<'a> {
         let named = table_factor_name(&update.table.relation)?;
         let target = aliased_table(&named, from).unwrap_or_else(|| named.clone());
         let mut scope_sources = Vec::new();
-        from_sources(std::slice::from_ref(&update.table), &CteScope::default(), &mut scope_sources);
-        from_sources(from, &CteScope::default(), &mut scope_sources);
+        from_sources(std::slice::from_ref(&update.table), scope, &mut scope_sources);
+        from_sources(from, scope, &mut scope_sources);
         let assigned = self.assignments(&target, &update.assignments, &scope_sources);
         let mut sources = relations(statement);
         sources.extend(row_sources(&assigned));
@@ -947,6 +979,9 @@ impl<'a> Extractor<'a> {
         let reads_itself = update.assignments.iter().any(|assignment| relations(&assignment.value).contains(&target));
         if !reads_itself {
             sources.remove(&target);
+        }
+        for cte in scope.ctes.keys() {
+            sources.retain(|source| source.key != *cte);
         }
         self.writes(&target, sources);
         self.calls_in(statement, Ref::Object(target.clone()));
@@ -1084,11 +1119,6 @@ fn statement_kind(statement: &Statement, text: &str) -> String {
     }
 }
 
-/// Whether an expression is a plain column reference (no computation to show).
-fn is_plain_reference(expr: &Expr) -> bool {
-    matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-}
-
 /// An expression's text, bounded.
 fn expression_text(expr: &Expr) -> String {
     super::parse::abridge(&expr.to_string(), EXPRESSION_BYTES)
@@ -1143,8 +1173,8 @@ impl Visitor for Relations {
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
         match factor {
-            TableFactor::Table { name, args: None, .. } => {
-                let name = Name::of(name);
+            TableFactor::Table { name, args, .. } if args.as_ref().is_none_or(is_table_hint_list) => {
+                let name = table_name(name);
                 // A one-part name that a visible CTE defines is the CTE, not a table.
                 let is_cte = !name.key.contains('.') && self.scopes.last().is_some_and(|visible| visible.contains(&name.key));
                 if !is_cte && !name.is_system() {
@@ -1210,14 +1240,59 @@ fn aliased_table(name: &Name, from: &[TableWithJoins]) -> Option<Name> {
 
 fn table_factor_name(factor: &TableFactor) -> Option<Name> {
     match factor {
-        TableFactor::Table { name, .. } => Some(Name::of(name)),
+        TableFactor::Table { name, .. } => Some(table_name(name)),
         _ => None,
     }
 }
 
-/// The table a `SELECT … INTO t` creates.
+/// File formats Spark reads a path with (`SELECT * FROM parquet.`/data/x``).
+const FILE_FORMATS: &[&str] = &["csv", "json", "parquet", "orc", "text", "avro", "delta", "binaryfile"];
+
+/// The object a table reference names: a table, or a file (Spark's `parquet.`path``).
+fn table_name(name: &ObjectName) -> Name {
+    if let [ObjectNamePart::Identifier(format), ObjectNamePart::Identifier(path)] = name.0.as_slice()
+        && FILE_FORMATS.contains(&format.value.to_lowercase().as_str())
+        && path.quote_style == Some('`')
+    {
+        return Name::path(&path.value);
+    }
+    Name::of(name)
+}
+
+/// T-SQL's old table hints without `WITH` (`FROM t(NOLOCK)`): a table, not a function call.
+const TABLE_HINTS: &[&str] = &[
+    "nolock",
+    "readuncommitted",
+    "readcommitted",
+    "repeatableread",
+    "serializable",
+    "updlock",
+    "holdlock",
+    "rowlock",
+    "tablock",
+    "tablockx",
+    "paglock",
+    "readpast",
+    "xlock",
+    "nowait",
+    "readcommittedlock",
+];
+
+fn is_table_hint_list(args: &sqlparser::ast::TableFunctionArgs) -> bool {
+    !args.args.is_empty()
+        && args.args.iter().all(|arg| {
+            matches!(arg, sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(Expr::Identifier(ident)))
+                if TABLE_HINTS.contains(&ident.value.to_lowercase().as_str()))
+        })
+}
+
+/// The table a `SELECT … INTO t` creates (`INTO` is in the first branch of a `UNION`).
 fn select_into(query: &Query) -> Option<Name> {
-    match &*query.body {
+    let mut body = &*query.body;
+    while let SetExpr::SetOperation { left, .. } = body {
+        body = left;
+    }
+    match body {
         SetExpr::Select(select) => {
             let parts: Vec<String> = match select.into.as_ref()?.targets.first()? {
                 Expr::Identifier(ident) => vec![ident.value.clone()],
@@ -1240,6 +1315,17 @@ pub struct OutputColumn {
     pub sources: Vec<Ref>,
     pub wildcard: Option<Name>,
     pub expression: Option<String>,
+    /// An unnamed output's text (`max(col1)`): the name a column inferred from it goes by.
+    pub label: Option<String>,
+    /// Objects whose `*` the other branches of a `UNION` put in this position (`SELECT * FROM a
+    /// UNION SELECT * FROM b`).
+    pub alternatives: Vec<Name>,
+}
+
+impl OutputColumn {
+    fn unnamed() -> Self {
+        OutputColumn { name: None, sources: Vec::new(), wildcard: None, expression: None, label: None, alternatives: Vec::new() }
+    }
 }
 
 /// The output columns of a query or CTE.
@@ -1271,18 +1357,31 @@ pub enum Source {
     Derived(Rc<Outputs>),
 }
 
+/// The CTEs of a query, traced.
+fn cte_scope(query: &Query) -> CteScope {
+    let mut scope = CteScope::default();
+    add_ctes(query, &mut scope);
+    scope
+}
+
 /// Traces a query's output columns.
 pub fn query_outputs(query: &Query, outer: &CteScope) -> Outputs {
     let mut scope = outer.clone();
+    add_ctes(query, &mut scope);
+    body_outputs(&query.body, &scope)
+}
+
+/// Adds the CTEs of `query` to `scope`, each seeing those before it.
+fn add_ctes(query: &Query, scope: &mut CteScope) {
     if let Some(with) = &query.with {
         for cte in &with.cte_tables {
             let name = cte.alias.name.value.to_lowercase();
             // A recursive CTE reads itself: its anchor (the first branch) says what it holds.
             if let SetExpr::SetOperation { left, .. } = &*cte.query.body {
-                let anchor = body_outputs(left, &scope);
+                let anchor = body_outputs(left, scope);
                 scope.ctes.insert(name.clone(), Rc::new(anchor));
             }
-            let mut outputs = query_outputs(&cte.query, &scope);
+            let mut outputs = query_outputs(&cte.query, scope);
             // `WITH c (a, b) AS (…)` renames the outputs by position.
             for (column, rename) in outputs.columns.iter_mut().zip(&cte.alias.columns) {
                 column.name = Some(rename.name.value.clone());
@@ -1290,7 +1389,6 @@ pub fn query_outputs(query: &Query, outer: &CteScope) -> Outputs {
             scope.ctes.insert(name, Rc::new(outputs));
         }
     }
-    body_outputs(&query.body, &scope)
 }
 
 fn body_outputs(body: &SetExpr, scope: &CteScope) -> Outputs {
@@ -1301,6 +1399,10 @@ fn body_outputs(body: &SetExpr, scope: &CteScope) -> Outputs {
             // Positional: the left side names the columns, both sides feed them.
             let (mut left, right) = (body_outputs(left, scope), body_outputs(right, scope));
             for (column, other) in left.columns.iter_mut().zip(right.columns) {
+                if column.wildcard.is_some() {
+                    column.alternatives.extend(other.wildcard);
+                    column.alternatives.extend(other.alternatives);
+                }
                 column.sources.extend(other.sources);
                 column.sources.sort();
                 column.sources.dedup();
@@ -1323,7 +1425,7 @@ fn values_outputs_with(rows: &[Parens<Vec<Expr>>], sources: &[(String, Source)],
     for row in rows.iter().take(100) {
         for (position, expr) in row.content.iter().enumerate() {
             if outputs.columns.len() <= position {
-                outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: None, expression: None });
+                outputs.columns.push(OutputColumn::unnamed());
             }
             let column = &mut outputs.columns[position];
             column.sources.extend(expression_sources(expr, sources, scope));
@@ -1349,8 +1451,8 @@ fn from_sources(from: &[TableWithJoins], scope: &CteScope, sources: &mut Vec<(St
 
 fn factor_source(factor: &TableFactor, scope: &CteScope, sources: &mut Vec<(String, Source)>) {
     match factor {
-        TableFactor::Table { name, alias, args: None, .. } => {
-            let name = Name::of(name);
+        TableFactor::Table { name, alias, args, .. } if args.as_ref().is_none_or(is_table_hint_list) => {
+            let name = table_name(name);
             let key = alias.as_ref().map(|alias| alias.name.value.to_lowercase()).unwrap_or_else(|| name.key.clone());
             match scope.ctes.get(&name.key) {
                 Some(cte) => sources.push((key, Source::Derived(cte.clone()))),
@@ -1382,7 +1484,15 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
             SelectItem::UnnamedExpr(expr) => {
                 let name = output_name(expr);
                 let expression = computed_expression(expr, &sources);
-                outputs.columns.push(OutputColumn { name, sources: expression_sources(expr, &sources, scope), wildcard: None, expression });
+                let label = name.is_none().then(|| super::parse::abridge(&expr.to_string().to_lowercase(), EXPRESSION_BYTES));
+                outputs.columns.push(OutputColumn {
+                    name,
+                    sources: expression_sources(expr, &sources, scope),
+                    wildcard: None,
+                    expression,
+                    label,
+                    alternatives: Vec::new(),
+                });
             }
             SelectItem::ExprWithAlias { expr, alias } => {
                 let expression = computed_expression(expr, &sources);
@@ -1391,6 +1501,8 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
                     sources: expression_sources(expr, &sources, scope),
                     wildcard: None,
                     expression,
+                    label: None,
+                    alternatives: Vec::new(),
                 });
             }
             SelectItem::Wildcard(_) => {
@@ -1403,7 +1515,7 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
                     expand_wildcard(source, &mut outputs);
                 }
             }
-            _ => outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: None, expression: None }),
+            _ => outputs.columns.push(OutputColumn::unnamed()),
         }
     }
     outputs
@@ -1464,16 +1576,15 @@ fn output_name(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Identifier(ident) => Some(ident.value.clone()),
         Expr::CompoundIdentifier(idents) => idents.last().map(|ident| ident.value.clone()),
-        Expr::Cast { expr, .. } | Expr::Nested(expr) => output_name(expr),
+        // `a::int` keeps its column's name; `CAST(a AS int)` is an expression.
+        Expr::Cast { kind: sqlparser::ast::CastKind::DoubleColon, expr, .. } | Expr::Nested(expr) => output_name(expr),
         _ => None,
     }
 }
 
 fn expand_wildcard(source: &Source, outputs: &mut Outputs) {
     match source {
-        Source::Table(name) => {
-            outputs.columns.push(OutputColumn { name: None, sources: Vec::new(), wildcard: Some(name.clone()), expression: None })
-        }
+        Source::Table(name) => outputs.columns.push(OutputColumn { wildcard: Some(name.clone()), ..OutputColumn::unnamed() }),
         Source::Derived(derived) => outputs.columns.extend(derived.columns.iter().cloned()),
     }
 }
@@ -1525,8 +1636,11 @@ fn expression_sources(expr: &Expr, sources: &[(String, Source)], scope: &CteScop
                         .iter()
                         .filter(|source| matches!(source, Source::Derived(outputs) if outputs.column(&column).is_some()))
                         .collect();
-                    if derived.len() == 1 {
-                        column_of(derived[0], &column, &mut found);
+                    if !derived.is_empty() {
+                        // One derived table has it; several only where a USING or NATURAL join merges them.
+                        for source in derived {
+                            column_of(source, &column, &mut found);
+                        }
                     } else {
                         let names: Vec<Name> = several
                             .iter()
@@ -1553,6 +1667,14 @@ fn expression_sources(expr: &Expr, sources: &[(String, Source)], scope: &CteScop
         }
     }
     for subquery in identifiers.scalar_subqueries {
+        // `(SELECT a + b AS total)`: no FROM of its own, so its columns are the outer query's.
+        if let SetExpr::Select(select) = &*subquery.body
+            && select.from.is_empty()
+            && let Some(SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = select.projection.first()
+        {
+            found.extend(expression_sources(expr, sources, scope));
+            continue;
+        }
         let outputs = query_outputs(&subquery, scope);
         if let Some(first) = outputs.columns.first() {
             found.extend(first.sources.iter().cloned());

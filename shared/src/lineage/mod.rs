@@ -19,6 +19,8 @@ pub mod dialect;
 pub mod extract;
 pub mod model;
 pub mod parse;
+#[cfg(test)]
+mod peer;
 pub mod recover;
 pub mod resolve;
 pub mod routine;

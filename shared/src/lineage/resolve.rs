@@ -75,12 +75,19 @@ impl Catalog {
         }
     }
 
-    /// Adds what a file of this ingestion defines.
+    /// Adds what a file of this ingestion defines: its objects, their columns, and the columns a
+    /// `SELECT *` gives a table or view made from a known one (`CREATE TABLE t AS SELECT * FROM s`).
     pub fn learn(&mut self, facts: &Facts) {
         for object in &facts.objects {
             self.insert(object.name.key.clone(), object.kind);
             let known = self.columns.entry(object.name.key.clone()).or_default();
             known.extend(object.columns.iter().map(|(column, _)| column.to_lowercase()));
+        }
+        for wildcard in &facts.wildcards {
+            let source = self.resolve(&wildcard.source);
+            let Some(source_columns) = self.columns.get(&source).cloned() else { continue };
+            let target = self.resolve(&wildcard.target);
+            self.columns.entry(target).or_default().extend(source_columns);
         }
     }
 
@@ -273,41 +280,52 @@ impl Builder<'_> {
     }
 
     /// An `INSERT` without a column list: its outputs fill the target's known columns in order, or
-    /// columns named like the outputs (marked `inferred`) when the target's columns are unknown.
+    /// columns named like the outputs (marked `inferred`) when the target's columns are unknown; an
+    /// unnamed output's column is named by its text (`max(col1)`), as an engine would.
     fn positional(&mut self, positional: &PositionalFact) {
         let target = self.object(&positional.target);
         let known: Option<Vec<String>> = self.catalog.columns_of(&target).map(|columns| columns.iter().cloned().collect());
+        let via = self.via(positional);
         let mut position = 0;
         for output in &positional.outputs {
-            let OutputColumn { name, sources, wildcard, expression } = output;
+            let OutputColumn { name, sources, wildcard, expression, label, alternatives } = output;
             if let Some(source) = wildcard {
-                // `INSERT INTO t SELECT * FROM s`: s's columns in order.
-                let source = self.object(source);
-                let source_columns: Vec<String> =
-                    self.catalog.columns_of(&source).map(|columns| columns.iter().cloned().collect()).unwrap_or_default();
-                if source_columns.is_empty() {
+                // `INSERT INTO t SELECT * FROM s [UNION SELECT * FROM u]`: s's columns in order, and
+                // the other branches' by position.
+                let mut width = 0;
+                for (branch, source) in std::iter::once(source).chain(alternatives).enumerate() {
+                    let source = self.object(source);
+                    let source_columns: Vec<String> =
+                        self.catalog.columns_of(&source).map(|columns| columns.iter().cloned().collect()).unwrap_or_default();
+                    if branch == 0 {
+                        width = source_columns.len();
+                    }
+                    for (offset, column) in source_columns.into_iter().enumerate().take(width) {
+                        let target_column = match &known {
+                            Some(known) => known.get(position + offset).cloned(),
+                            None if branch == 0 => Some(column.clone()),
+                            None => {
+                                self.catalog.columns_of(&self.resolve_first(positional)).and_then(|first| first.get_index(offset).cloned())
+                            }
+                        };
+                        let Some(target_column) = target_column else { continue };
+                        let target_id = self.column(&target, &target_column, None).id.clone();
+                        if known.is_none() {
+                            self.nodes.get_mut(&target_id).map(|node| node.properties.insert("inferred".into(), json!(true)));
+                        }
+                        let source_id = self.column(&source, &column, None).id.clone();
+                        self.edge(EdgeKind::ReadsFrom, &target_id, &source_id, positional.line, via.clone(), positional.recovered);
+                    }
+                }
+                if width == 0 {
                     return; // positions are unknown after this `*`
                 }
-                for column in source_columns {
-                    let target_column = match &known {
-                        Some(known) => known.get(position).cloned(),
-                        None => Some(column.clone()),
-                    };
-                    position += 1;
-                    let Some(target_column) = target_column else { continue };
-                    let inferred = known.is_none();
-                    let target_id = self.column(&target, &target_column, None).id.clone();
-                    if inferred {
-                        self.nodes.get_mut(&target_id).map(|node| node.properties.insert("inferred".into(), json!(true)));
-                    }
-                    let source_id = self.column(&source, &column, None).id.clone();
-                    self.edge(EdgeKind::ReadsFrom, &target_id, &source_id, positional.line, self.via(positional), positional.recovered);
-                }
+                position += width;
                 continue;
             }
             let target_column = match &known {
                 Some(known) => known.get(position).cloned(),
-                None => name.as_ref().map(|name| name.to_lowercase()),
+                None => name.as_ref().map(|name| name.to_lowercase()).or_else(|| label.clone()),
             };
             position += 1;
             let Some(target_column) = target_column else { continue };
@@ -325,10 +343,15 @@ impl Builder<'_> {
             }
             for source in sources {
                 if let Some(source) = self.reference(source) {
-                    self.edge(EdgeKind::ReadsFrom, &target_id, &source, positional.line, self.via(positional), positional.recovered);
+                    self.edge(EdgeKind::ReadsFrom, &target_id, &source, positional.line, via.clone(), positional.recovered);
                 }
             }
         }
+    }
+
+    /// The object the first `*` of an insert's outputs brings (whose names the other branches take).
+    fn resolve_first(&self, positional: &PositionalFact) -> String {
+        positional.outputs.iter().find_map(|output| output.wildcard.as_ref()).map(|name| self.catalog.resolve(name)).unwrap_or_default()
     }
 
     fn via(&self, positional: &PositionalFact) -> Option<String> {
@@ -336,10 +359,10 @@ impl Builder<'_> {
     }
 
     fn edge(&mut self, kind: EdgeKind, source: &str, target: &str, line: u32, via: Option<String>, recovered: bool) {
-        // A table filled from itself (`INSERT INTO t SELECT … FROM t`) and a key to its own table are
-        // facts; other self-links are not.
+        // A table or column filled from itself (`INSERT INTO t SELECT … FROM t`, `SET n = n + 1`) and
+        // a key to its own table are facts; other self-links are not.
         let is_object = !source.contains('#');
-        if source == target && !(matches!(kind, EdgeKind::ReadsFrom | EdgeKind::References) && is_object) {
+        if source == target && !(kind == EdgeKind::ReadsFrom || (kind == EdgeKind::References && is_object)) {
             return;
         }
         let mut edge = GraphEdge::new(kind, source, target);

@@ -95,8 +95,9 @@ fn cut_region(text: &str, first_line: u32, dialect: Dialect, pieces: &mut Vec<Pi
 fn prepare(sql: &str, dialect: Dialect) -> Cow<'_, str> {
     let has_copy_data = sql.contains("stdin") || sql.contains("STDIN");
     let has_meta_commands = dialect != Dialect::TSql && sql.contains('\\');
+    let has_slash_lines = sql.contains("\n/");
     let has_versioned_comments = sql.contains("/*!");
-    if !has_copy_data && !has_meta_commands && !has_versioned_comments {
+    if !has_copy_data && !has_meta_commands && !has_versioned_comments && !has_slash_lines {
         return Cow::Borrowed(sql);
     }
     let mut prepared = String::with_capacity(sql.len());
@@ -112,8 +113,9 @@ fn prepare(sql: &str, dialect: Dialect) -> Cow<'_, str> {
             in_copy_data = true;
             false
         } else {
-            // psql's meta-commands (`\connect db`, `\restrict …`): a backslash starts no SQL statement.
-            has_meta_commands && content.trim_start().starts_with('\\')
+            // psql's meta-commands (`\connect db`, `\restrict …`): a backslash starts no SQL
+            // statement; nor does SQL*Plus's `/` that runs the block before it.
+            (has_meta_commands && content.trim_start().starts_with('\\')) || content.trim() == "/"
         };
         if blank {
             prepared.push_str(&line[content.len()..]);
@@ -253,16 +255,23 @@ fn cut(text: &str, all_tokens: &[TokenWithSpan], first_line: u32, dialect: Diale
     }
 }
 
-/// Statements ended by `;` outside parentheses and `BEGIN … END` / `CASE … END` blocks.
+/// Statements ended by `;` outside parentheses and `BEGIN … END` / `CASE … END` blocks. A routine
+/// that declares its variables before its block (`CREATE PROCEDURE p AS DECLARE x NUMBER; BEGIN …
+/// END;`) ends after the block.
 pub fn semicolon_statements(tokens: &[TokenWithSpan]) -> Vec<Range<usize>> {
     let mut ranges = Vec::new();
     let mut start = 0;
     let (mut parens, mut blocks) = (0usize, 0usize);
+    // In a routine's header, after a top-level DECLARE and before its block has closed.
+    let mut declaring = false;
     let next = |index: usize| tokens.get(index + 1).map(|token| &token.token);
     for (index, token) in tokens.iter().enumerate() {
         match &token.token {
             Token::LParen => parens += 1,
             Token::RParen => parens = parens.saturating_sub(1),
+            Token::Word(_) if is_word(&token.token, "DECLARE") && parens == 0 && blocks == 0 && starts_routine(&tokens[start..]) => {
+                declaring = true;
+            }
             Token::Word(_) if is_word(&token.token, "BEGIN") => {
                 let opens_block = !next(index).is_some_and(|next| {
                     *next == Token::SemiColon
@@ -277,8 +286,11 @@ pub fn semicolon_statements(tokens: &[TokenWithSpan]) -> Vec<Range<usize>> {
                     && !next(index).is_some_and(|next| is_any_word(next, &["IF", "LOOP", "WHILE", "REPEAT", "FOR"])) =>
             {
                 blocks = blocks.saturating_sub(1);
+                if blocks == 0 {
+                    declaring = false;
+                }
             }
-            Token::SemiColon if parens == 0 && blocks == 0 => {
+            Token::SemiColon if parens == 0 && blocks == 0 && !declaring => {
                 ranges.push(start..index + 1);
                 start = index + 1;
             }
