@@ -7,8 +7,10 @@
 //! * `tick`: one stats tick from `tributary-stats` through the node's `@connections` API to N real
 //!   WebSocket clients, beside the reference in the same run: the node's own fan-out of one message to
 //!   the same clients (`POST /admin/broadcast`);
-//! * `ingest`: ingestion throughput and a 100 KB T-SQL file on the embedded store, beside `sqlparser`
-//!   and `sqlglot` parsing the same SQL (see [`ingest`]);
+//! * `ingest`: ingestion throughput, a 100 KB T-SQL file and a realistic SSMS script on the embedded
+//!   store, beside `sqlparser` and `sqlglot` parsing the same SQL (see [`ingest`]);
+//! * `coverage`: the share of sqlglot's own dialect-test statements Tributary reads, beside sqlglot
+//!   (see [`coverage`]);
 //! * `fanout` and `idle`: WebSocket fan-out to 1,000 and 10,000 clients and memory per idle
 //!   connection, beside FastAPI + uvicorn and Node.js `ws` (see [`fanout`]);
 //! * `http`: `GET /api/v1/stats` and `POST /api/chat/text` at a fixed concurrency, beside FastAPI
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 mod chat;
+mod coverage;
 mod fanout;
 mod http;
 mod ingest;
@@ -68,6 +71,8 @@ enum Task {
         #[arg(long, default_value_t = 9)]
         runs: usize,
     },
+    /// The share of sqlglot's dialect-test statements Tributary reads, beside sqlglot.
+    Coverage,
     /// Deep mode's context on a 10,000-node graph, beside search and a lineage walk.
     Chat {
         #[arg(long, default_value_t = 50)]
@@ -154,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
         Task::Startup { runs } => print_startup(runs).await?,
         Task::Tick { connections, rounds } => print_ticks(&connections, rounds).await?,
         Task::Ingest { runs } => ingest::print_ingestion(runs).await?,
+        Task::Coverage => coverage::print_coverage()?,
         Task::Chat { rounds } => chat::print_chat(rounds).await?,
         Task::Fanout { clients, broadcasts, runs } => {
             fanout::raise_file_limit()?;
@@ -177,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
             print_startup(9).await?;
             print_ticks(&[1000, 10_000], 5).await?;
             ingest::print_ingestion(9).await?;
+            coverage::print_coverage()?;
             chat::print_chat(50).await?;
             http::print_http(32, 10, 3).await?;
             let file_limit = fanout::raise_file_limit()?;

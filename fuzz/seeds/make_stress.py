@@ -36,3 +36,21 @@ write("long-procedure", TSQL, "CREATE PROCEDURE p AS\nBEGIN\n" + "".join(f"  INS
 # One short name under 20,000 schemas, and as many references to it: resolving each reference
 # counted every object the name could be (found by this check: 7.9 s for 5,000 in the fuzz build).
 write("suffix-names", GENERIC, "".join(f"CREATE TABLE a{i}.b.c.t (x INT);\nINSERT INTO t SELECT x FROM b.c.t;\n" for i in range(20_000)))
+
+# Chains of every operator kind, as long as a statement may be (just under 1 MiB): `sqlparser`
+# nests a chain as deep as it is long, and one of 40,000 `::int` overflowed a worker's stack and
+# aborted the node (issue 14). Now parsed on a thread whose stack holds any tree the operator budget
+# allows, and a longer chain is read without the parser.
+POSTGRES, MYSQL = 4, 5
+CHAINS = {
+    "cast": (POSTGRES, "::int"), "shift": (GENERIC, " << 1"), "arrow": (POSTGRES, "->1"), "json-path": (POSTGRES, " #> '{a}'"),
+    "ilike": (POSTGRES, " ILIKE 'a'"), "xor": (MYSQL, " XOR 1"), "time-zone": (POSTGRES, " AT TIME ZONE 'UTC'"),
+    "collate": (GENERIC, " COLLATE x"), "concat": (GENERIC, " || 'a'"), "subscript": (POSTGRES, "[1]"),
+    "union": (GENERIC, " UNION SELECT 1"), "is-null": (GENERIC, " IS NULL"), "and": (TSQL, " AND a = 1"),
+}
+LIMIT = 1024 * 1024 - 64
+for name, (dialect, link) in CHAINS.items():
+    write(f"chain-{name}", dialect, "SELECT 1" + link * ((LIMIT - 20) // len(link)) + " FROM t;\nSELECT 2 FROM u;")
+# A chain in a procedure's body, and parentheses nested as deep as a statement allows.
+write("chain-in-procedure", TSQL, "CREATE PROCEDURE p AS\nSELECT 1" + "+1" * ((LIMIT - 40) // 2) + " FROM t\nGO\n")
+write("deep-parentheses", GENERIC, "SELECT " + "(" * (LIMIT // 2 - 10) + "1" + ")" * (LIMIT // 2 - 10) + ";")

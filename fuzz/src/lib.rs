@@ -6,6 +6,8 @@
 //! and forget what earlier inputs stored. Kept for the whole process instead, the store fills up with
 //! what earlier inputs ingested, so later chat and search inputs have a graph to walk.
 
+pub mod sql;
+
 use std::future::Future;
 use std::sync::OnceLock;
 

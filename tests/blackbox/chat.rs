@@ -138,14 +138,14 @@ async fn overview_description_and_unknown_names_get_grounded_answers(kind: HostK
         text.contains("- 5 tables: `gold.customer_revenue`, `raw.customers`, `raw.order_items`, `raw.orders`, `staging.orders`"),
         "{text}"
     );
-    assert!(text.contains("- 3 views: `gold.top_customers`, `staging.customers`, `staging.order_lines`"), "{text}");
+    assert!(text.contains("- 4 views: `gold.broken`, `gold.top_customers`, `staging.customers`, `staging.order_lines`"), "{text}");
     assert!(text.contains("- 1 materialized view: `gold.daily_sales`"), "{text}");
     assert!(answer["sources"].as_array().unwrap().is_empty());
 
     let (_, answer) = ask(&host, "deep", json!({"query": "Describe \"Staging\".\"Orders\""})).await;
     let text = answer["response"].as_str().unwrap();
-    // The statement starts at the file's first line, its comment included.
-    assert!(text.contains("**`staging.orders`** is a table, defined in 02_staging.sql line 1."), "{text}");
+    // The object is defined on the line its statement begins (the comment above it is not the statement).
+    assert!(text.contains("**`staging.orders`** is a table, defined in 02_staging.sql line 2."), "{text}");
     assert!(text.contains("Columns (4): `order_id`, `customer_id`, `order_amount`, `order_date`."), "{text}");
     assert!(text.contains("CREATE TABLE staging.orders AS"), "{text}");
     assert_eq!(ids_of(&answer["sources"], "node"), ["staging.orders"]);

@@ -29,6 +29,9 @@ use super::model::{EdgeKind, NodeKind};
 /// Bytes kept of one part of a name.
 const MAX_PART_BYTES: usize = 128;
 
+/// Column renames a file applies (each costs a pass over the facts before it).
+const MAX_COLUMN_RENAMES: usize = 1000;
+
 /// Bytes kept of a derived column's expression.
 pub const EXPRESSION_BYTES: usize = 1024;
 
@@ -235,6 +238,8 @@ pub struct ExpressionFact {
 /// applies to the facts before it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Marks {
+    added_columns: usize,
+    column_renames: usize,
     objects: usize,
     links: usize,
     calls: usize,
@@ -242,6 +247,25 @@ pub struct Marks {
     writes: usize,
     positional: usize,
     expressions: usize,
+}
+
+/// A column added to an object after its definition (`ALTER TABLE t ADD COLUMN c int`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddedColumnFact {
+    pub object: Name,
+    pub column: String,
+    pub data_type: Option<String>,
+    pub line: u32,
+}
+
+/// A later statement renaming a column (`ALTER TABLE t RENAME COLUMN a TO b`): applies to what
+/// came before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnRenameFact {
+    pub object: Name,
+    pub from: String,
+    pub to: String,
+    pub marks: Marks,
 }
 
 /// A later statement renaming (or, with `to: None`, dropping) an object of the file.
@@ -264,6 +288,11 @@ pub struct Facts {
     pub positional: Vec<PositionalFact>,
     pub expressions: Vec<ExpressionFact>,
     pub renames: Vec<RenameFact>,
+    pub added_columns: Vec<AddedColumnFact>,
+    pub column_renames: Vec<ColumnRenameFact>,
+    /// Names that stand for other objects: a synonym (`CREATE SYNONYM s FOR t`), a Snowflake stream
+    /// on a table. Reading the name reads the object.
+    pub aliases: Vec<(Name, Name)>,
     /// Names the file creates as temporary (`CREATE TEMP TABLE x`): transients like `#x`.
     pub temporaries: BTreeSet<String>,
 }
@@ -272,6 +301,8 @@ impl Facts {
     /// Where the file is now, for an event that applies to what came before.
     pub fn marks(&self) -> Marks {
         Marks {
+            added_columns: self.added_columns.len(),
+            column_renames: self.column_renames.len(),
             objects: self.objects.len(),
             links: self.links.len(),
             calls: self.calls.len(),
@@ -339,13 +370,58 @@ impl Facts {
         for expression in &mut self.expressions[since.expressions..until.expressions] {
             rename_name(&mut expression.object);
         }
+        for added in &mut self.added_columns[since.added_columns..until.added_columns] {
+            rename_name(&mut added.object);
+        }
+        for renamed in &mut self.column_renames[since.column_renames..until.column_renames] {
+            rename_name(&mut renamed.object);
+        }
     }
 
     /// Settles the file once every statement is read: applies renames and drops to what came before
     /// them, then replaces every transient by what filled it (see [`super::transient`]).
     pub fn finish(&mut self) {
         self.apply_renames();
+        self.apply_column_renames();
         super::transient::settle(self);
+    }
+
+    /// Each column rename applies to the facts before it (after the objects' own renames). A pass
+    /// over those facts per rename: bounded to [`MAX_COLUMN_RENAMES`] per file.
+    fn apply_column_renames(&mut self) {
+        let renames = std::mem::take(&mut self.column_renames);
+        for rename in renames.iter().take(MAX_COLUMN_RENAMES) {
+            let (object, from, to) = (&rename.object.key, rename.from.to_lowercase(), rename.to.to_lowercase());
+            let rename_ref = |reference: &mut Ref| {
+                if let Ref::Column(name, column) = reference
+                    && name.key == *object
+                    && *column == from
+                {
+                    *column = to.clone();
+                }
+            };
+            for link in &mut self.links[..rename.marks.links] {
+                rename_ref(&mut link.source);
+                rename_ref(&mut link.target);
+            }
+            for fact in self.objects[..rename.marks.objects].iter_mut().filter(|fact| fact.name.key == *object) {
+                for (column, _) in &mut fact.columns {
+                    if column.eq_ignore_ascii_case(&from) {
+                        *column = rename.to.clone();
+                    }
+                }
+            }
+            for added in self.added_columns[..rename.marks.added_columns].iter_mut().filter(|added| added.object.key == *object) {
+                if added.column.eq_ignore_ascii_case(&from) {
+                    added.column = rename.to.clone();
+                }
+            }
+            for expression in self.expressions[..rename.marks.expressions].iter_mut().filter(|fact| fact.object.key == *object) {
+                if expression.column == from {
+                    expression.column = to.clone();
+                }
+            }
+        }
     }
 
     /// Each rename applies to the facts before it, in the order the script made them; a drop makes
@@ -413,11 +489,13 @@ pub struct Extractor<'a> {
     /// The name a trigger's rows go by in this body (`inserted`, `deleted`, `new`, `old`): replaced
     /// by [`Extractor::row_transient`] when the routine is read.
     pub trigger: bool,
+    /// Tables an `OUTPUT … INTO t (x, y)` fills: not calls, though they read like one.
+    output_targets: Vec<String>,
 }
 
 impl<'a> Extractor<'a> {
     pub fn new(facts: &'a mut Facts, line: u32) -> Self {
-        Extractor { facts, routine: None, line, recovered: false, procedural: false, trigger: false }
+        Extractor { facts, routine: None, line, recovered: false, procedural: false, trigger: false, output_targets: Vec::new() }
     }
 
     fn link(&mut self, kind: EdgeKind, source: Ref, target: Ref) {
@@ -449,6 +527,9 @@ impl<'a> Extractor<'a> {
             }
             Statement::Insert(insert) => {
                 let target = self.insert(insert, text);
+                if let Some(target) = &target {
+                    self.output_into(insert.output.as_ref(), target, &[]);
+                }
                 summary("INSERT", target)
             }
             Statement::Merge(merge) => {
@@ -457,6 +538,9 @@ impl<'a> Extractor<'a> {
                     let mut sources = relations(&merge.source);
                     sources.extend(relations(&*merge.on));
                     sources.remove(target);
+                    let mut merge_sources = Vec::new();
+                    factor_source(&merge.source, &CteScope::default(), &mut merge_sources);
+                    self.output_into(merge.output.as_ref(), target, &merge_sources);
                     self.merge_columns(merge, target, &CteScope::default());
                     self.writes(target, sources);
                     self.calls_in(&merge.source, Ref::Object(target.clone()));
@@ -478,6 +562,7 @@ impl<'a> Extractor<'a> {
                 let mut read = relations(statement);
                 if let Some(target) = &target {
                     read.remove(target);
+                    self.output_into(delete.output.as_ref(), target, &[]);
                     self.modifies(target);
                 }
                 self.reads(read, text, "DELETE");
@@ -509,7 +594,18 @@ impl<'a> Extractor<'a> {
                             let to = match table_name {
                                 RenameTableNameKind::As(to) | RenameTableNameKind::To(to) => Name::of(to),
                             };
-                            self.rename(name.clone(), Some(to));
+                            self.rename(name.clone(), Some(renamed_in_schema(&name, to)));
+                        }
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            self.add_column(&name, &column_def.name.value, Some(column_def.data_type.to_string()));
+                            for option in &column_def.options {
+                                if let ColumnOption::ForeignKey(key) = &option.option {
+                                    self.foreign_key(&name, key, Some(&column_def.name.value));
+                                }
+                            }
+                        }
+                        AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                            self.rename_column(&name, &old_column_name.value, &new_column_name.value);
                         }
                         AlterTableOperation::SwapWith { table_name } => self.swap(&name, &Name::of(table_name)),
                         _ => {}
@@ -635,7 +731,12 @@ impl<'a> Extractor<'a> {
 
     /// `caller` calls `callee`.
     pub fn call_by(&mut self, caller: Ref, callee: Name, certain: bool) {
-        if caller.object() == Some(&callee) || callee.is_system() || callee.is_transient() || is_builtin_namespace(&callee) {
+        if caller.object() == Some(&callee)
+            || callee.is_system()
+            || callee.is_transient()
+            || is_builtin_namespace(&callee)
+            || self.output_targets.contains(&callee.key)
+        {
             return;
         }
         self.facts.calls.push(CallFact { caller, callee, line: self.line, certain });
@@ -680,6 +781,76 @@ impl<'a> Extractor<'a> {
     pub fn rename(&mut self, from: Name, to: Option<Name>) {
         let marks = self.facts.marks();
         self.facts.renames.push(RenameFact { from, to, marks });
+    }
+
+    /// `OUTPUT inserted.a, deleted.b INTO t (x, y)` (T-SQL): the rows the statement changed in
+    /// `target` fill `t`. `extra` are the statement's other sources (a `MERGE`'s source).
+    fn output_into(&mut self, output: Option<&sqlparser::ast::OutputClause>, target: &Name, extra: &[(String, Source)]) {
+        let Some(sqlparser::ast::OutputClause::Output { select_items, into_table: Some(into), .. }) = output else { return };
+        let (into_name, columns): (Name, Vec<String>) = match into.targets.first() {
+            Some(Expr::Identifier(ident)) => (Name::from_parts(std::slice::from_ref(&ident.value)), Vec::new()),
+            Some(Expr::CompoundIdentifier(idents)) => {
+                (Name::from_parts(&idents.iter().map(|ident| ident.value.clone()).collect::<Vec<_>>()), Vec::new())
+            }
+            // `INTO t (x, y)` reads as a call of `t`.
+            Some(Expr::Function(function)) => {
+                let columns = match &function.args {
+                    sqlparser::ast::FunctionArguments::List(list) => list
+                        .args
+                        .iter()
+                        .filter_map(|arg| match arg {
+                            sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(Expr::Identifier(ident))) => {
+                                Some(ident.value.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (Name::of(&function.name), columns)
+            }
+            _ => return,
+        };
+        self.output_targets.push(into_name.key.clone());
+        let mut sources =
+            vec![("inserted".to_owned(), Source::Table(target.clone())), ("deleted".to_owned(), Source::Table(target.clone()))];
+        sources.extend(extra.iter().cloned());
+        let outputs = items_outputs(select_items, &sources, &CteScope::default());
+        self.writes(&into_name, BTreeSet::from([target.clone()]));
+        if columns.is_empty() {
+            let (line, via, recovered) = (self.line, self.routine.clone(), self.recovered);
+            self.facts.positional.push(PositionalFact { target: into_name, outputs: outputs.columns, line, via, recovered });
+        } else {
+            self.column_lineage(&into_name, &outputs.columns, &columns, EdgeKind::ReadsFrom, false);
+        }
+    }
+
+    /// `target`'s columns filled from `outputs`: by `columns` when listed, else by position once the
+    /// catalog knows the target's columns.
+    pub fn fill_columns(&mut self, target: &Name, outputs: &[OutputColumn], columns: &[String]) {
+        if columns.is_empty() {
+            let (line, via, recovered) = (self.line, self.routine.clone(), self.recovered);
+            self.facts.positional.push(PositionalFact { target: target.clone(), outputs: outputs.to_vec(), line, via, recovered });
+        } else {
+            self.column_lineage(target, outputs, columns, EdgeKind::ReadsFrom, false);
+        }
+    }
+
+    /// A column added to `object` after its definition.
+    pub fn add_column(&mut self, object: &Name, column: &str, data_type: Option<String>) {
+        let line = self.line;
+        self.facts.added_columns.push(AddedColumnFact { object: object.clone(), column: column.to_owned(), data_type, line });
+    }
+
+    /// A later statement renames a column of `object`.
+    pub fn rename_column(&mut self, object: &Name, from: &str, to: &str) {
+        let marks = self.facts.marks();
+        self.facts.column_renames.push(ColumnRenameFact { object: object.clone(), from: from.to_owned(), to: to.to_owned(), marks });
+    }
+
+    /// `alias` stands for `target` (a synonym, a stream on a table).
+    pub fn alias(&mut self, alias: Name, target: Name) {
+        self.facts.aliases.push((alias, target));
     }
 
     /// `ALTER TABLE a SWAP WITH b`: each now holds what the other held.
@@ -901,6 +1072,9 @@ impl<'a> Extractor<'a> {
     }
 
     fn insert(&mut self, insert: &Insert, text: &str) -> Option<Name> {
+        if insert.multi_table_insert_type.is_some() {
+            return self.multi_table_insert(insert);
+        }
         let TableObject::TableName(table) = &insert.table else { return None };
         let target = Name::of(table);
         let columns: Vec<String> = insert.columns.iter().map(|column| Name::of(column).written).collect();
@@ -911,6 +1085,43 @@ impl<'a> Extractor<'a> {
         }
         let _ = text;
         Some(target)
+    }
+
+    /// Snowflake's `INSERT ALL|FIRST [WHEN … THEN] INTO t [(cols)] [VALUES (…)] … <query>`: each
+    /// target filled from the query, column by column through its `VALUES` (names of the query's
+    /// outputs) or by position.
+    fn multi_table_insert(&mut self, insert: &Insert) -> Option<Name> {
+        let source = insert.source.as_ref()?;
+        let outputs = query_outputs(source, &CteScope::default());
+        let sources = sources_of(source);
+        let clauses = insert
+            .multi_table_into_clauses
+            .iter()
+            .chain(insert.multi_table_when_clauses.iter().flat_map(|clause| &clause.into_clauses))
+            .chain(insert.multi_table_else_clause.iter().flatten());
+        let mut first = None;
+        for clause in clauses {
+            let target = Name::of(&clause.table_name);
+            self.writes(&target, sources.clone());
+            let columns: Vec<String> = clause.columns.iter().map(|column| column.value.clone()).collect();
+            let picked: Vec<OutputColumn> = match &clause.values {
+                None => outputs.columns.clone(),
+                Some(values) => values
+                    .values
+                    .iter()
+                    .map(|value| match value {
+                        sqlparser::ast::MultiTableInsertValue::Expr(Expr::Identifier(ident)) => {
+                            outputs.column(&ident.value).cloned().unwrap_or_else(OutputColumn::unnamed)
+                        }
+                        _ => OutputColumn::unnamed(),
+                    })
+                    .collect(),
+            };
+            self.fill_columns(&target, &picked, &columns);
+            first.get_or_insert(target);
+        }
+        self.calls_in(source.as_ref(), Ref::Query(self.line));
+        first
     }
 
     /// `INSERT INTO target (columns) source`.
@@ -966,6 +1177,7 @@ impl<'a> Extractor<'a> {
         };
         let named = table_factor_name(&update.table.relation)?;
         let target = aliased_table(&named, from).unwrap_or_else(|| named.clone());
+        self.output_into(update.output.as_ref(), &target, &[]);
         let mut scope_sources = Vec::new();
         from_sources(std::slice::from_ref(&update.table), scope, &mut scope_sources);
         from_sources(from, scope, &mut scope_sources);
@@ -1245,6 +1457,18 @@ fn table_factor_name(factor: &TableFactor) -> Option<Name> {
     }
 }
 
+/// The new name of `ALTER TABLE s.a RENAME TO b`: an unqualified new name stays in the old one's
+/// schema (PostgreSQL, Snowflake, Hive).
+pub fn renamed_in_schema(old: &Name, new: Name) -> Name {
+    match old.key.rsplit_once('.') {
+        Some((schema, _)) if !new.is_qualified() => {
+            let written_schema = old.written.rsplit_once('.').map_or(schema, |(written, _)| written);
+            Name { key: format!("{schema}.{}", new.key), written: format!("{written_schema}.{}", new.written) }
+        }
+        _ => new,
+    }
+}
+
 /// File formats Spark reads a path with (`SELECT * FROM parquet.`/data/x``).
 const FILE_FORMATS: &[&str] = &["csv", "json", "parquet", "orc", "text", "avro", "delta", "binaryfile"];
 
@@ -1323,7 +1547,8 @@ pub struct OutputColumn {
 }
 
 impl OutputColumn {
-    fn unnamed() -> Self {
+    /// An output that feeds nothing (a literal).
+    pub fn unnamed() -> Self {
         OutputColumn { name: None, sources: Vec::new(), wildcard: None, expression: None, label: None, alternatives: Vec::new() }
     }
 }
@@ -1352,6 +1577,7 @@ pub struct CteScope {
 }
 
 /// What a FROM item stands for.
+#[derive(Clone)]
 pub enum Source {
     Table(Name),
     Derived(Rc<Outputs>),
@@ -1478,16 +1704,21 @@ fn factor_source(factor: &TableFactor, scope: &CteScope, sources: &mut Vec<(Stri
 fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
     let mut sources = Vec::new();
     from_sources(&select.from, scope, &mut sources);
+    items_outputs(&select.projection, &sources, scope)
+}
+
+/// The outputs of a select list over `sources`.
+fn items_outputs(items: &[SelectItem], sources: &[(String, Source)], scope: &CteScope) -> Outputs {
     let mut outputs = Outputs::default();
-    for item in &select.projection {
+    for item in items {
         match item {
             SelectItem::UnnamedExpr(expr) => {
                 let name = output_name(expr);
-                let expression = computed_expression(expr, &sources);
+                let expression = computed_expression(expr, sources);
                 let label = name.is_none().then(|| super::parse::abridge(&expr.to_string().to_lowercase(), EXPRESSION_BYTES));
                 outputs.columns.push(OutputColumn {
                     name,
-                    sources: expression_sources(expr, &sources, scope),
+                    sources: expression_sources(expr, sources, scope),
                     wildcard: None,
                     expression,
                     label,
@@ -1495,10 +1726,10 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
                 });
             }
             SelectItem::ExprWithAlias { expr, alias } => {
-                let expression = computed_expression(expr, &sources);
+                let expression = computed_expression(expr, sources);
                 outputs.columns.push(OutputColumn {
                     name: Some(alias.value.clone()),
-                    sources: expression_sources(expr, &sources, scope),
+                    sources: expression_sources(expr, sources, scope),
                     wildcard: None,
                     expression,
                     label: None,
@@ -1506,12 +1737,12 @@ fn select_outputs(select: &Select, scope: &CteScope) -> Outputs {
                 });
             }
             SelectItem::Wildcard(_) => {
-                for (_, source) in &sources {
+                for (_, source) in sources {
                     expand_wildcard(source, &mut outputs);
                 }
             }
             SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(qualifier), _) => {
-                if let Some(source) = find_source(&sources, &Name::of(qualifier).key) {
+                if let Some(source) = find_source(sources, &Name::of(qualifier).key) {
                     expand_wildcard(source, &mut outputs);
                 }
             }

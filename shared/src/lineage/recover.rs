@@ -543,6 +543,20 @@ impl Reader<'_> {
                 }
                 summary(if materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" }, Some(name))
             }
+            // `CREATE SYNONYM s FOR t`, Snowflake's `CREATE STREAM s ON TABLE t`: reading s reads t.
+            Some(word) if is_any_word(word, &["SYNONYM", "STREAM"]) => {
+                let synonym = is_word(word, "SYNONYM");
+                cursor.at += 1;
+                cursor.eat_all(&["IF", "NOT", "EXISTS"]);
+                let Some(alias) = cursor.name() else { return Recovery::Unknown };
+                let found =
+                    if synonym { cursor.eat("FOR") } else { cursor.eat("ON") && cursor.eat_any(&["TABLE", "VIEW", "EXTERNAL"]) > 0 };
+                match (found, cursor.name()) {
+                    (true, Some(target)) => extractor.alias(Name::from_parts(&alias), Name::from_parts(&target)),
+                    _ => return Recovery::NoLineage(if synonym { "CREATE SYNONYM" } else { "CREATE STREAM" }.to_owned()),
+                }
+                Recovery::NoLineage(if synonym { "CREATE SYNONYM" } else { "CREATE STREAM" }.to_owned())
+            }
             Some(word) if NO_LINEAGE_OBJECTS.iter().any(|object| is_word(word, object)) => {
                 Recovery::NoLineage(format!("CREATE {}", word_value(word).unwrap_or_default().to_ascii_uppercase()))
             }
@@ -672,7 +686,8 @@ impl Reader<'_> {
                     if let Some(expression) = expression {
                         computed_raw.push((column.clone(), expression));
                     }
-                    // An inline `REFERENCES t (c)`.
+                    // An inline `REFERENCES t (c)`, anywhere after the name.
+                    cursor.at = item.start + 1;
                     while cursor.seek(|token| is_word(token, "REFERENCES")) {
                         cursor.at += 1;
                         if let Some(foreign) = cursor.name() {
@@ -740,7 +755,45 @@ impl Reader<'_> {
                 word if is_word(word, "RENAME") && cursor.peek_word(1, "TO") => {
                     cursor.at += 2;
                     if let Some(to) = cursor.name() {
-                        extractor.rename(table.clone(), Some(Name::from_parts(&to)));
+                        extractor.rename(table.clone(), Some(super::extract::renamed_in_schema(&table, Name::from_parts(&to))));
+                    }
+                }
+                // `RENAME [COLUMN] a TO b`.
+                word if is_word(word, "RENAME") => {
+                    cursor.at += 1;
+                    cursor.eat("COLUMN");
+                    if let (Some(from), true, Some(to)) = (cursor.name(), cursor.eat("TO"), cursor.name()) {
+                        extractor.rename_column(&table, &from[from.len() - 1], &to[to.len() - 1]);
+                    }
+                }
+                // `ADD [COLUMN] c type …` (not `ADD CONSTRAINT`, which the branches above read).
+                word if is_word(word, "ADD")
+                    && !cursor.peek(1).is_some_and(|next| {
+                        is_any_word(next, &["CONSTRAINT", "PRIMARY", "FOREIGN", "UNIQUE", "CHECK", "INDEX", "KEY", "PARTITION", "DEFAULT"])
+                    }) =>
+                {
+                    cursor.at += 1;
+                    cursor.eat("COLUMN");
+                    cursor.eat_all(&["IF", "NOT", "EXISTS"]);
+                    if let Some(Token::Word(column)) = cursor.peek(0) {
+                        let column = column.value.clone();
+                        cursor.at += 1;
+                        let start = cursor.at;
+                        while cursor.peek(0).is_some_and(|token| token != &Token::Comma && !is_any_word(token, TYPE_ENDS)) {
+                            if cursor.skip_group().is_none() {
+                                cursor.at += 1;
+                            }
+                        }
+                        let data_type =
+                            (cursor.at > start).then(|| self.map.text_of(self.tokens, start..cursor.at).replace(['[', ']'], ""));
+                        extractor.add_column(&table, &column, data_type);
+                    }
+                }
+                // Redshift's `APPEND FROM s`: s's rows move into the table.
+                word if is_word(word, "APPEND") && cursor.peek_word(1, "FROM") => {
+                    cursor.at += 2;
+                    if let Some(source) = cursor.name() {
+                        extractor.writes(&table, BTreeSet::from([Name::from_parts(&source)]));
                     }
                 }
                 word if is_word(word, "SWAP") && cursor.peek_word(1, "WITH") => {
@@ -771,6 +824,11 @@ impl Reader<'_> {
     /// `INSERT [INTO|OVERWRITE [TABLE]] t [PARTITION (…)] [(cols)] …` and `INSERT OVERWRITE DIRECTORY`.
     fn insert(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
         cursor.at += 1;
+        if cursor.peek(0).is_some_and(|token| is_any_word(token, &["ALL", "FIRST"]))
+            && cursor.peek(1).is_some_and(|token| is_any_word(token, &["INTO", "WHEN"]))
+        {
+            return self.multi_table_insert(cursor, extractor);
+        }
         cursor.eat_any(&[
             "IGNORE",
             "OR",
@@ -843,6 +901,98 @@ impl Reader<'_> {
         summary("INSERT", Some(target))
     }
 
+    /// Snowflake's and Oracle's multi-table insert: `INSERT ALL|FIRST [WHEN c THEN] INTO t [(cols)]
+    /// [VALUES (…)] … <query>`: each target is filled from the query, column by column through its
+    /// `VALUES` (names of the query's outputs) or by position.
+    fn multi_table_insert(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
+        cursor.at += 1;
+        // The query is the `SELECT` (or `WITH`) at this depth after the last `INTO` clause.
+        let mut targets: Vec<(Name, Vec<String>, Vec<Option<String>>)> = Vec::new();
+        let mut query_start = None;
+        while let Some(token) = cursor.peek(0) {
+            match token {
+                word if is_word(word, "INTO") => {
+                    cursor.at += 1;
+                    let Some(parts) = cursor.name() else { continue };
+                    let columns = match cursor.peek(0) {
+                        Some(Token::LParen) => {
+                            let open = cursor.at;
+                            cursor.skip_group();
+                            self.column_names(open, cursor.at)
+                        }
+                        _ => Vec::new(),
+                    };
+                    // Each value by position: a name of the query's outputs, or something else.
+                    let values = if cursor.eat("VALUES") && cursor.peek(0) == Some(&Token::LParen) {
+                        let open = cursor.at;
+                        cursor.skip_group();
+                        self.items(open + 1..cursor.at.saturating_sub(1))
+                            .into_iter()
+                            .map(|item| match &self.tokens[item.clone()] {
+                                [only] => word_value(&only.token).map(str::to_owned),
+                                _ => None,
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    targets.push((Name::from_parts(&parts), columns, values));
+                }
+                word if is_any_word(word, &["SELECT", "WITH"]) => {
+                    query_start = Some(cursor.at);
+                    break;
+                }
+                Token::LParen => {
+                    cursor.skip_group();
+                }
+                _ => cursor.at += 1,
+            }
+        }
+        let Some(start) = query_start else { return Recovery::Unknown };
+        let query = self.parse_query(start..self.tokens.len());
+        let sources = match &query {
+            Some(query) => super::extract::sources_of(query),
+            None => self.query_sources(start),
+        };
+        let outputs = query.as_ref().map(|query| super::extract::query_outputs(query, &super::extract::CteScope::default()));
+        for (target, columns, values) in &targets {
+            extractor.writes(target, sources.clone());
+            let Some(outputs) = &outputs else { continue };
+            // `INTO t (a, b) VALUES (x, y)`: a is the query's output x.
+            let picked: Vec<super::extract::OutputColumn> = if values.is_empty() {
+                outputs.columns.clone()
+            } else {
+                values
+                    .iter()
+                    .map(|value: &Option<String>| {
+                        let named = |wanted: &str| {
+                            outputs
+                                .columns
+                                .iter()
+                                .find(|output| output.name.as_deref().is_some_and(|name| name.eq_ignore_ascii_case(wanted)))
+                        };
+                        value.as_deref().and_then(named).cloned().unwrap_or_else(super::extract::OutputColumn::unnamed)
+                    })
+                    .collect()
+            };
+            extractor.fill_columns(target, &picked, columns);
+        }
+        summary("INSERT", targets.first().map(|(target, _, _)| target.clone()))
+    }
+
+    /// T-SQL's `OUTPUT … INTO t` in a statement its tokens were read from: the rows the statement
+    /// changed in `target` fill `t`.
+    fn output_into(&self, target: &Name, extractor: &mut Extractor) {
+        let mut cursor = Cursor::new(self.tokens);
+        if !cursor.seek(|token| is_word(token, "OUTPUT")) || !cursor.seek(|token| is_word(token, "INTO")) {
+            return;
+        }
+        cursor.at += 1;
+        if let Some(parts) = cursor.name() {
+            extractor.writes(&Name::from_parts(&parts), BTreeSet::from([target.clone()]));
+        }
+    }
+
     /// `UPDATE t|alias [SET …] [FROM …]`.
     fn update(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
         cursor.at += 1;
@@ -857,6 +1007,7 @@ impl Reader<'_> {
         let target = self.alias_target(&named).unwrap_or_else(|| named.clone());
         sources.remove(&named);
         sources.remove(&target);
+        self.output_into(&target, extractor);
         extractor.writes(&target, sources);
         summary("UPDATE", Some(target))
     }
@@ -875,6 +1026,7 @@ impl Reader<'_> {
         let mut sources = self.tables_read(cursor.at..self.tokens.len(), &ctes);
         sources.remove(&named);
         sources.remove(&target);
+        self.output_into(&target, extractor);
         extractor.modifies(&target);
         extractor.reads(sources, self.text, "DELETE");
         summary("DELETE", Some(target))
@@ -892,6 +1044,7 @@ impl Reader<'_> {
         let ctes = self.cte_names(0);
         let mut sources = self.tables_read(cursor.at..self.tokens.len(), &ctes);
         sources.remove(&target);
+        self.output_into(&target, extractor);
         extractor.writes(&target, sources);
         summary("MERGE", Some(target))
     }

@@ -30,6 +30,8 @@ pub struct Catalog {
     /// a column costs the same however wide the table (a scan of a list made a table of 80,000
     /// columns take 5 s to resolve).
     columns: HashMap<String, IndexSet<String>>,
+    /// Names standing for other objects (synonyms, streams), by key.
+    aliases: HashMap<String, Name>,
 }
 
 impl Catalog {
@@ -83,6 +85,14 @@ impl Catalog {
             let known = self.columns.entry(object.name.key.clone()).or_default();
             known.extend(object.columns.iter().map(|(column, _)| column.to_lowercase()));
         }
+        for (alias, target) in &facts.aliases {
+            // One level: an alias of an alias is followed by `resolve` itself, up to a bound.
+            self.aliases.insert(alias.key.clone(), target.clone());
+        }
+        for added in &facts.added_columns {
+            let object = self.resolve(&added.object);
+            self.columns.entry(object).or_default().insert(added.column.to_lowercase());
+        }
         for wildcard in &facts.wildcards {
             let source = self.resolve(&wildcard.source);
             let Some(source_columns) = self.columns.get(&source).cloned() else { continue };
@@ -91,8 +101,19 @@ impl Catalog {
         }
     }
 
-    /// The id a name resolves to.
+    /// The id a name resolves to (a synonym's or a stream's: the object it stands for).
     pub fn resolve(&self, name: &Name) -> String {
+        let mut name = name;
+        for _ in 0..8 {
+            match self.aliases.get(&name.key) {
+                Some(target) if target.key != name.key => name = target,
+                _ => break,
+            }
+        }
+        self.resolve_name(name)
+    }
+
+    fn resolve_name(&self, name: &Name) -> String {
         if self.objects.contains_key(&name.key) || name.is_path() {
             return name.key.clone();
         }
@@ -169,6 +190,13 @@ pub fn file_graph(facts: &Facts, filename: &str, catalog: &Catalog) -> FileGraph
     }
     for write in &facts.writes {
         builder.object(&write.target);
+    }
+    for added in &facts.added_columns {
+        let object = builder.object(&added.object);
+        let column = builder.column(&object, &added.column, Some(added.line));
+        if let Some(data_type) = &added.data_type {
+            column.properties.entry("data_type".into()).or_insert_with(|| json!(data_type));
+        }
     }
     for link in &facts.links {
         let (Some(source), Some(target)) = (builder.reference(&link.source), builder.reference(&link.target)) else { continue };

@@ -77,6 +77,13 @@ pub fn is_routine(tokens: &[TokenWithSpan]) -> bool {
 /// The routine kind and the index of the word that names it.
 fn header_kind(tokens: &[TokenWithSpan]) -> Option<(RoutineKind, usize)> {
     let first = &tokens.first()?.token;
+    // Snowflake's `EXECUTE IMMEDIATE $$ <block> $$`: a block of the script's own statements.
+    if is_word(first, "EXECUTE")
+        && tokens.get(1).is_some_and(|token| is_word(&token.token, "IMMEDIATE"))
+        && tokens.get(2).is_some_and(|token| matches!(token.token, Token::DollarQuotedString(_)))
+    {
+        return Some((RoutineKind::Anonymous, 1));
+    }
     if is_word(first, "DO") {
         let body = tokens.get(1)?;
         return (matches!(body.token, Token::DollarQuotedString(_) | Token::SingleQuotedString(_)) || is_word(&body.token, "LANGUAGE"))
@@ -91,6 +98,8 @@ fn header_kind(tokens: &[TokenWithSpan]) -> Option<(RoutineKind, usize)> {
             word if is_any_word(word, &["PROC", "PROCEDURE"]) => RoutineKind::Procedure,
             word if is_word(word, "FUNCTION") => RoutineKind::Function,
             word if is_word(word, "TRIGGER") => RoutineKind::Trigger,
+            // A Snowflake task runs its statement (after `AS`) as the script's own.
+            word if is_word(word, "TASK") => RoutineKind::Anonymous,
             word if is_any_word(word, &["TABLE", "VIEW", "INDEX", "SCHEMA", "TYPE", "SEQUENCE", "AS", "ON"])
                 && !tokens.get(index + 1).is_some_and(|next| is_word(&next.token, "FUNCTION")) =>
             {
@@ -111,6 +120,11 @@ pub fn read(tokens: &[TokenWithSpan], text: &str, dialect: Dialect) -> Option<Ro
     let map = SourceMap::new(text, first_line);
     let mut cursor = Cursor { tokens, at: kind_at + 1 };
     let name = if kind == RoutineKind::Anonymous {
+        // A task's name is not a routine of the graph: its statement is the script's.
+        if is_word(&tokens[kind_at].token, "TASK") {
+            cursor.eat_all(&["IF", "NOT", "EXISTS"]);
+            cursor.name()?;
+        }
         None
     } else {
         cursor.eat_all(&["IF", "NOT", "EXISTS"]);
@@ -375,9 +389,13 @@ fn peel(mut slice: &[TokenWithSpan], map: &SourceMap, block: &mut Block, stateme
             continue;
         }
         if is_any_word(first, &["FOR", "FOREACH"]) {
-            // `FOR r IN <query> LOOP`: the query is read.
+            // `FOR r IN <query> LOOP`: the query is read (up to the first `LOOP`/`DO`: the body may
+            // hold another, `ON CONFLICT DO NOTHING`).
             let start = slice.iter().position(|token| is_word(&token.token, "IN")).map_or(slice.len(), |at| at + 1);
-            let end = slice.iter().rposition(|token| is_any_word(&token.token, &["LOOP", "DO"])).unwrap_or(slice.len());
+            let end = slice[start.min(slice.len())..]
+                .iter()
+                .position(|token| is_any_word(&token.token, &["LOOP", "DO"]))
+                .map_or(slice.len(), |at| start + at);
             if start < end {
                 let query = &slice[start..end];
                 let is_query = query
