@@ -628,6 +628,36 @@ pub fn is_operator(token: &Token) -> bool {
     }
 }
 
+/// One link of a chain of each operator kind, for the tests here and in [`super::parse`].
+#[cfg(test)]
+pub(crate) const OPERATOR_CHAINS: &[&str] = &[
+    "+1",
+    "::int",
+    " << 1",
+    " >> 1",
+    "->1",
+    "->>'a'",
+    " #>'{a}'",
+    " ILIKE 'a'",
+    " XOR 1",
+    " AT TIME ZONE 'x'",
+    " COLLATE x",
+    " || 'a'",
+    "[1]",
+    ":a",
+    " UNION SELECT 1",
+    " IS NULL",
+    " DIV 2",
+    " AND a",
+    " OR a",
+    " LIKE 'a'",
+    " IN (1)",
+    " BETWEEN 1 AND 2",
+    "@>a",
+    " ~ 'a'",
+    ".a",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,23 +786,8 @@ mod tests {
 
     #[test]
     fn every_chaining_operator_counts() {
-        for chain in [
-            "+1",
-            "::int",
-            " << 1",
-            "->1",
-            "->>'a'",
-            " ILIKE 'a'",
-            " XOR 1",
-            " AT TIME ZONE 'x'",
-            " COLLATE x",
-            " || 'a'",
-            "[1]",
-            ":a",
-            " UNION SELECT 1",
-            " IS NULL",
-            " DIV 2",
-        ] {
+        // `.a.a…` is a flat list of fields, not a chain: periods are not operators.
+        for chain in OPERATOR_CHAINS.iter().filter(|chain| !chain.starts_with('.')) {
             let sql = format!("SELECT 1{}", chain.repeat(10));
             let (pieces, _) = split(&sql, Dialect::PostgreSql);
             assert!(pieces[0].operators >= 10, "{chain}: {}", pieces[0].operators);
