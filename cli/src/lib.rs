@@ -233,7 +233,30 @@ async fn ingest(args: IngestArgs) -> anyhow::Result<i32> {
         bar.inc(batch.iter().map(|&index| found[index].content.len() as u64).sum());
     }
     bar.finish_and_clear();
-    Ok(report(&found, &args.project, started.elapsed()))
+    // Where a file's other warnings are: on the server, or on a node serving the database file.
+    let warnings_at = match &args.db {
+        Some(path) => WarningsAt::Database(path.clone()),
+        None => WarningsAt::Server(args.server.trim_end_matches('/').to_owned()),
+    };
+    Ok(report(&found, &args.project, &warnings_at, started.elapsed()))
+}
+
+/// Where the warnings an answer does not list can be read.
+enum WarningsAt {
+    /// The server the files went to (its base URL).
+    Server(String),
+    /// The database file they went into (a node serving it answers).
+    Database(PathBuf),
+}
+
+impl WarningsAt {
+    /// How to read them, given the route's path from the answer.
+    fn locate(&self, path: &str) -> String {
+        match self {
+            WarningsAt::Server(base) => format!("{base}{path}"),
+            WarningsAt::Database(db) => format!("GET {path} on a node serving {}", db.display()),
+        }
+    }
 }
 
 /// Groups file indexes into requests of at most `BATCH_FILES` files and `BATCH_BYTES` bytes.
@@ -261,8 +284,11 @@ fn display_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// Warning lines printed in the summary, over all files.
+const PRINTED_WARNINGS: usize = 20;
+
 /// Prints the summary; returns the exit code.
-fn report(found: &[Found], project: &str, elapsed: Duration) -> i32 {
+fn report(found: &[Found], project: &str, warnings_at: &WarningsAt, elapsed: Duration) -> i32 {
     let results: Vec<&FileResult> = found.iter().filter_map(|file| file.result.as_ref()).collect();
     let count = |status: &str| results.iter().filter(|result| result.status == status).count();
     let failed: Vec<(&Found, String)> = found
@@ -275,11 +301,11 @@ fn report(found: &[Found], project: &str, elapsed: Duration) -> i32 {
         .collect();
     let nodes: u64 = results.iter().map(|result| result.nodes_created).sum();
     let edges: u64 = results.iter().map(|result| result.edges_created).sum();
-    let warnings: Vec<(&Found, &tributary_core::lineage::IngestWarning)> = found
-        .iter()
-        .filter_map(|file| file.result.as_ref().map(|result| (file, result)))
-        .flat_map(|(file, result)| result.warnings.iter().map(move |warning| (file, warning)))
-        .collect();
+    let answered: Vec<(&Found, &FileResult)> = found.iter().filter_map(|file| file.result.as_ref().map(|result| (file, result))).collect();
+    // An answer lists a file's first warnings, with their total and where to read them all.
+    let warnings: Vec<(&Found, &tributary_core::lineage::IngestWarning)> =
+        answered.iter().flat_map(|(file, result)| result.warnings.iter().map(move |warning| (*file, warning))).collect();
+    let warnings_total: u64 = answered.iter().map(|(_, result)| result.warnings_total.max(result.warnings.len() as u64)).sum();
 
     println!("Ingested {} file(s) into project {project:?} in {:.1} s", found.len(), elapsed.as_secs_f64());
     println!(
@@ -290,12 +316,18 @@ fn report(found: &[Found], project: &str, elapsed: Duration) -> i32 {
     );
     println!("  nodes:    {nodes} new");
     println!("  edges:    {edges} new");
-    println!("  warnings: {}", warnings.len());
-    for (file, warning) in warnings.iter().take(20) {
+    println!("  warnings: {warnings_total}");
+    for (file, warning) in warnings.iter().take(PRINTED_WARNINGS) {
         println!("    {}:{}: {}", file.path.display(), warning.line, warning.message);
     }
-    if warnings.len() > 20 {
-        println!("    … and {} more", warnings.len() - 20);
+    let printed = warnings.len().min(PRINTED_WARNINGS) as u64;
+    if warnings_total > printed {
+        println!("    … and {} more", warnings_total - printed);
+    }
+    for (file, result) in &answered {
+        if let Some(path) = &result.warnings_url {
+            println!("    all {} warnings of {}: {}", result.warnings_total, file.path.display(), warnings_at.locate(path));
+        }
     }
     for (file, reason) in &failed {
         println!("  failed:   {}: {reason}", file.path.display());
@@ -313,6 +345,13 @@ mod tests {
         assert!(refusal(&[0xff, 0xfe, 0x00], 3).unwrap().contains("binary"));
         assert!(refusal(b"SELECT 1", MAX_FILE_BYTES + 1).unwrap().contains("larger"));
         assert_eq!(refusal(b"SELECT 1;", 9), None);
+    }
+
+    #[test]
+    fn warnings_are_located_on_the_server_or_the_database() {
+        let path = "/api/v1/files/f1/warnings?project_id=default";
+        assert_eq!(WarningsAt::Server("http://node:8000".into()).locate(path), format!("http://node:8000{path}"));
+        assert_eq!(WarningsAt::Database(PathBuf::from("kb.db")).locate(path), format!("GET {path} on a node serving kb.db"));
     }
 
     #[test]

@@ -1,12 +1,20 @@
 // @ts-check
 // The upload area: SQL files dropped or chosen go to `POST /api/v1/files/upload`. The progress bar
 // shows the bytes going up, then the server's own `ingestion_progress` for this upload (parsing, then
-// storing), then each file's result.
+// storing), then each file's result with its warnings ("line 29: statement skipped: …"); a file with
+// more warnings than the answer lists gets a button that pages in the rest
+// (`GET /api/v1/files/{file_id}/warnings`).
 
-import { errorFrom, describe } from "./api.js";
+import { errorFrom, describe, getJson } from "./api.js";
 
 /** @typedef {import("tributary-api").components["schemas"]["IngestionResult"]} IngestionResult */
+/** @typedef {import("tributary-api").components["schemas"]["FileResult"]} FileResult */
+/** @typedef {import("tributary-api").components["schemas"]["FileWarnings"]} FileWarnings */
+/** @typedef {import("tributary-api").components["schemas"]["IngestWarning"]} IngestWarning */
 /** @typedef {import("./live.js").ServerMessage} ServerMessage */
+
+/** Warnings asked for at a time when paging in the ones an answer does not list. */
+const WARNINGS_PAGE = 100;
 
 export class UploadArea {
   /**
@@ -106,17 +114,7 @@ export class UploadArea {
     const failed = result.files_failed ? `, ${result.files_failed} failed` : "";
     this.parts.status.textContent =
       `${result.files_processed} file(s) ingested: ${result.total_nodes_created} nodes and ${result.total_edges_created} edges created${skipped}${failed}.`;
-    this.parts.results.replaceChildren(
-      ...result.results.map((file) => {
-        const item = document.createElement("li");
-        item.classList.toggle("failed", file.status === "failed");
-        const warnings = file.warnings.length ? ` · ${file.warnings.length} warning(s)` : "";
-        item.textContent = file.status === "failed"
-          ? `${file.filename}: failed, ${file.error ?? "no reason given"}`
-          : `${file.filename}: ${file.status.replaceAll("_", " ")}, ${file.nodes_created} nodes${warnings}`;
-        return item;
-      }),
-    );
+    this.parts.results.replaceChildren(...result.results.map(fileResult));
   }
 
   /** @param {string} reason */
@@ -155,4 +153,95 @@ function sameFiles(reported, ours) {
   if (!Array.isArray(reported)) return false;
   const expected = ours.slice(0, 50).map((name) => name.split(/[\\/]/).pop()?.trim());
   return reported.length === expected.length && reported.every((name, index) => name === expected[index]);
+}
+
+/**
+ * One file's line in the results: what happened to it, then its warnings with their lines, and a
+ * button for the ones the answer does not list.
+ * @param {FileResult} file
+ */
+function fileResult(file) {
+  const item = document.createElement("li");
+  item.classList.toggle("failed", file.status === "failed");
+  const total = file.warnings_total;
+  const counted = total ? ` · ${total} warning${total === 1 ? "" : "s"}` : "";
+  const summary = document.createElement("span");
+  summary.textContent = file.status === "failed"
+    ? `${file.filename}: failed, ${file.error ?? "no reason given"}`
+    : `${file.filename}: ${file.status.replaceAll("_", " ")}, ${file.nodes_created} nodes${counted}`;
+  item.append(summary);
+  if (!file.warnings.length) return item;
+  const list = document.createElement("ol");
+  list.className = "warnings";
+  list.setAttribute("aria-label", `Warnings of ${file.filename}`);
+  list.append(...file.warnings.map(warningItem));
+  item.append(list);
+  if (file.warnings_url && total > file.warnings.length) item.append(moreWarnings(file.warnings_url, list, total));
+  return item;
+}
+
+/**
+ * `line 29: statement skipped: …`
+ * @param {IngestWarning} warning
+ */
+function warningItem(warning) {
+  const item = document.createElement("li");
+  const line = document.createElement("span");
+  line.className = "line";
+  line.textContent = `line ${warning.line}:`;
+  item.append(line, ` ${warning.message}`);
+  return item;
+}
+
+/**
+ * The button that pages in a file's other warnings, a page per press, until the list holds them all.
+ * @param {string} url the file's warnings route, from the answer
+ * @param {HTMLOListElement} list
+ * @param {number} total
+ */
+function moreWarnings(url, list, total) {
+  const box = document.createElement("div");
+  box.className = "more-warnings";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  const problem = document.createElement("span");
+  problem.className = "error";
+  problem.setAttribute("role", "status");
+  const label = () => {
+    const left = total - list.children.length;
+    const next = Math.min(WARNINGS_PAGE, left);
+    button.textContent = next === left ? `Show ${left} more warning${left === 1 ? "" : "s"}` : `Show ${next} more warnings (${left} not shown)`;
+  };
+  label();
+  button.addEventListener("click", async () => {
+    const page = new URL(url, location.href);
+    page.searchParams.set("offset", String(list.children.length));
+    page.searchParams.set("limit", String(WARNINGS_PAGE));
+    button.disabled = true;
+    problem.textContent = "";
+    try {
+      /** @type {FileWarnings} */
+      const answer = await getJson(page.pathname + page.search);
+      const added = answer.warnings.map(warningItem);
+      list.append(...added);
+      total = answer.total;
+      if (!added.length || list.children.length >= total) {
+        box.remove();
+      } else {
+        label();
+        button.disabled = false;
+      }
+      // Reading goes on from the first warning added (the button may be gone).
+      if (added.length) {
+        added[0].tabIndex = -1;
+        added[0].focus();
+      }
+    } catch (error) {
+      problem.textContent = ` Could not load them: ${describe(error)}`;
+      button.disabled = false;
+    }
+  });
+  box.append(button, problem);
+  return box;
 }

@@ -202,20 +202,31 @@ async fn the_document_states_the_bounds_the_routes_enforce() {
         ("/api/v1/files", "limit", 1, 1000, ""),
         ("/api/v1/search", "limit", 1, 100, "&q=orders"),
         ("/api/v1/lineage/{node}", "depth", 1, 20, ""),
+        ("/api/v1/files/{file_id}/warnings", "limit", 1, 1000, ""),
     ] {
         let schema = parameter(&api, "get", path, name);
         assert_eq!((schema["minimum"].as_i64(), schema["maximum"].as_i64()), (Some(min), Some(max)), "{name} of {path}");
-        let url = |value: i64| node.url(&format!("{}?{name}={value}{rest}", path.replace("{node}", "raw.orders")));
+        let url = |value: i64| {
+            node.url(&format!("{}?{name}={value}{rest}", path.replace("{node}", "raw.orders").replace("{file_id}", "no-such-file")))
+        };
         for (value, valid) in [(min - 1, false), (min, true), (max, true), (max + 1, false)] {
             let status = reqwest::get(url(value)).await.unwrap().status();
-            // The lineage of an unknown node is a 404: what counts is that the bound is not refused.
+            // The lineage of an unknown node (the warnings of an unknown file) is a 404: what counts is
+            // that the bound is not refused.
             assert_eq!(status != StatusCode::UNPROCESSABLE_ENTITY, valid, "{name}={value} on {path}: {status}");
         }
     }
     let project = "^[A-Za-z0-9_.-]{1,64}$";
-    for (path, name) in [("/api/v1/files", "project_id"), ("/api/v1/search", "project_id"), ("/api/v1/lineage/{node}", "project_id")] {
+    for (path, name) in [
+        ("/api/v1/files", "project_id"),
+        ("/api/v1/search", "project_id"),
+        ("/api/v1/lineage/{node}", "project_id"),
+        ("/api/v1/files/{file_id}/warnings", "project_id"),
+    ] {
         assert_eq!(parameter(&api, "get", path, name)["pattern"], project, "{name} of {path}");
     }
+    assert_eq!(parameter(&api, "get", "/api/v1/files/{file_id}/warnings", "file_id")["pattern"], "^[A-Za-z0-9_.-]{1,128}$");
+    assert_eq!(parameter(&api, "get", "/api/v1/files/{file_id}/warnings", "offset")["minimum"], 0);
     let schemas = &api["components"]["schemas"];
     assert_eq!(schemas["IngestBody"]["properties"]["project_id"]["pattern"], project);
     assert_eq!(schemas["UploadForm"]["properties"]["project_id"]["pattern"], project);

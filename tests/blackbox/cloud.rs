@@ -262,7 +262,7 @@ async fn every_function_documents_the_whole_http_api() {
     let node: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     let expected: BTreeSet<String> =
         paths(&node).into_iter().filter(|path| !path.contains("ws/dashboard") && !path.starts_with("/@connections")).collect();
-    assert_eq!(expected.len(), 23);
+    assert_eq!(expected.len(), 24);
     for function in ["tributary-admin", "tributary-activity", "tributary-chat", "tributary-ingest"] {
         let api = cloud.functions.get_json(&cloud.functions.url_on(function, "/openapi.json")).await;
         assert_eq!(paths(&api), expected, "{function}");

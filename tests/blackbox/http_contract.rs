@@ -120,6 +120,7 @@ async fn openapi_documents_every_route_and_swagger_ui_is_served_locally() {
         ("/api/v1/ingest", "post"),
         ("/api/v1/files", "get"),
         ("/api/v1/files/stats", "get"),
+        ("/api/v1/files/{file_id}/warnings", "get"),
         ("/api/v1/lineage/{node}", "get"),
         ("/api/v1/search", "get"),
         ("/api/chat/text", "post"),

@@ -1,6 +1,6 @@
 //! The lineage knowledge base through the API: uploads of the fixture SQL (`tests/fixtures/sql`),
-//! exact lineage sets, column lineage, search, files, the live ingestion events, bad input, and the
-//! `tributary` command line.
+//! exact lineage sets, column lineage, search, files and every warning of a file, the live ingestion
+//! events, bad input, and the `tributary` command line.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ on_every_host!(
     an_uploaded_warehouse_has_exact_lineage_search_and_files,
     tsql_procedures_and_views_ingested_as_json,
     bad_uploads_get_clear_answers_and_store_nothing,
+    every_warning_of_an_upload_is_paged_back_in_order,
 );
 
 fn fixture_folder(name: &str) -> PathBuf {
@@ -106,7 +107,11 @@ async fn an_uploaded_warehouse_has_exact_lineage_search_and_files(kind: HostKind
     let (_, graph) = get(&host, "/api/v1/graph/stats").await;
     assert_eq!(graph["nodes"], nodes_created);
     assert_eq!(graph["node_types"]["MaterializedView"], 1);
-    assert_eq!(graph["node_types"]["View"], 3);
+    // gold.broken's query does not parse: the view is kept, marked recovered (its warning is above).
+    assert_eq!(graph["node_types"]["View"], 4);
+    let (status, broken) = get(&host, "/api/v1/lineage/gold.broken").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(broken["root"]["properties"]["recovered"], true, "{broken}");
     assert_eq!(graph["node_types"]["Table"], 5, "{graph}");
     assert!(graph["relationship_types"]["REFERENCES"].as_u64().unwrap() >= 2);
     let stats = host.poll_json("/api/v1/stats", |stats| stats["totalNodes"] == nodes_created).await;
@@ -255,6 +260,84 @@ async fn bad_uploads_get_clear_answers_and_store_nothing(kind: HostKind) {
     assert!(body["hint"].as_str().unwrap().contains('t'), "{body}");
 }
 
+/// `count` statements nothing can read, one a line: a warning on each of lines 1 to `count`.
+fn unreadable(count: usize) -> String {
+    "FROBNICATE x;\n".repeat(count)
+}
+
+/// The lines of a list of warnings.
+fn lines_of(warnings: &Value) -> Vec<u64> {
+    warnings.as_array().unwrap().iter().map(|warning| warning["line"].as_u64().unwrap()).collect()
+}
+
+async fn every_warning_of_an_upload_is_paged_back_in_order(kind: HostKind) {
+    let host = Deployment::start(kind, NodeOptions::default()).await;
+    let response = upload(&host, &[("frobnicate.sql".to_owned(), unreadable(250))], &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let result: Value = response.json().await.unwrap();
+    let file = &result["results"][0];
+    assert_eq!(file["status"], "processed", "{result}");
+    // The answer stays bounded: the first 100, the total, and where the rest are.
+    assert_eq!(lines_of(&file["warnings"]), (1..=100).collect::<Vec<_>>(), "{file}");
+    assert!(file["warnings"][0]["message"].as_str().unwrap().starts_with("statement skipped"), "{file}");
+    assert_eq!(file["warnings_total"], 250);
+    let file_id = file["file_id"].as_str().unwrap();
+    let url = file["warnings_url"].as_str().unwrap().to_owned();
+    assert_eq!(url, format!("/api/v1/files/{file_id}/warnings?project_id=default"));
+
+    // The route pages every one back, in line order.
+    let mut lines = Vec::new();
+    loop {
+        let (status, page) = get(&host, &format!("{url}&offset={}&limit=100", lines.len())).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!((page["file_id"].as_str(), page["project_id"].as_str()), (Some(file_id), Some("default")));
+        assert_eq!((page["filename"].as_str(), page["total"].as_u64()), (Some("frobnicate.sql"), Some(250)));
+        assert_eq!((page["offset"].as_u64(), page["limit"].as_u64()), (Some(lines.len() as u64), Some(100)));
+        let got = lines_of(&page["warnings"]);
+        if got.is_empty() {
+            break;
+        }
+        assert!(got.len() <= 100);
+        lines.extend(got);
+    }
+    assert_eq!(lines, (1..=250).collect::<Vec<_>>());
+    let (_, whole) = get(&host, &format!("{url}&limit=1000")).await;
+    assert_eq!(lines_of(&whole["warnings"]), lines, "one page of 1,000 holds them all");
+    let (_, default_page) = get(&host, &format!("/api/v1/files/{file_id}/warnings")).await;
+    assert_eq!((default_page["offset"].as_u64(), default_page["limit"].as_u64()), (Some(0), Some(100)), "{default_page}");
+    assert_eq!(lines_of(&default_page["warnings"]), (1..=100).collect::<Vec<_>>());
+
+    // The listing says the same, and the statistics count every warning.
+    let (_, files) = get(&host, "/api/v1/files").await;
+    let listed = &files["files"][0];
+    assert_eq!((listed["id"].as_str(), listed["warnings_total"].as_u64()), (Some(file_id), Some(250)), "{files}");
+    assert_eq!(listed["warnings"].as_array().unwrap().len(), 100);
+    assert_eq!(listed["warnings_url"], url.as_str());
+    let (_, stats) = get(&host, "/api/v1/files/stats").await;
+    assert_eq!(stats["total_warnings"], 250, "{stats}");
+
+    // A file with a few warnings lists them all, with no link.
+    let few: Value = upload(&host, &[("few.sql".to_owned(), unreadable(3))], &[]).await.json().await.unwrap();
+    assert_eq!((few["results"][0]["warnings_total"].as_u64(), few["results"][0].get("warnings_url")), (Some(3), None), "{few}");
+
+    // An unknown file is a 404 with a hint; bad parameters are 422s naming the field.
+    for path in [format!("/api/v1/files/{file_id}/warnings?project_id=other"), "/api/v1/files/no-such-file/warnings".to_owned()] {
+        let (status, body) = get(&host, &path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_error(&body, "not_found");
+        assert!(body["hint"].as_str().is_some_and(|hint| hint.contains("/api/v1/files")), "{body}");
+    }
+    for (query, field) in [("limit=0", "limit"), ("limit=1001", "limit"), ("offset=-1", "offset"), ("project_id=..%2F", "project_id")] {
+        let (status, body) = get(&host, &format!("/api/v1/files/{file_id}/warnings?{query}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_error(&body, "validation_error");
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+    }
+    let (status, body) = get(&host, "/api/v1/files/not%20an%20id/warnings").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "file_id");
+}
+
 #[tokio::test]
 async fn dashboards_see_an_upload_progress_and_the_next_stats_show_it() {
     for backend in [false, true] {
@@ -320,6 +403,22 @@ async fn the_cli_ingests_folders_into_a_server_or_a_database_file() {
     let graph: Value = reqwest::get(node.url("/api/v1/graph/stats")).await.unwrap().json().await.unwrap();
     let nodes_line = stdout.lines().find(|line| line.trim_start().starts_with("nodes:")).unwrap();
     assert!(nodes_line.contains(&format!("{} new", graph["nodes"])), "{stdout} vs {graph}");
+
+    // A file with more warnings than an answer lists: how many more, and where they all are.
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("unreadable.sql"), unreadable(150)).unwrap();
+    let output = std::process::Command::new(cli_binary()).args(["ingest", "--server", &node.url("")]).arg(folder.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("warnings: 150\n"), "{stdout}");
+    let shown = stdout.lines().filter(|line| line.contains("unreadable.sql:") && line.contains(": statement skipped")).count();
+    assert_eq!(shown, 20, "{stdout}");
+    assert!(stdout.contains("unreadable.sql:20: statement skipped") && stdout.contains("… and 130 more"), "{stdout}");
+    let link = stdout.lines().find_map(|line| line.trim().strip_prefix("all 150 warnings of ")).unwrap_or_else(|| panic!("{stdout}"));
+    let url = link.split(": ").nth(1).unwrap();
+    assert!(url.starts_with(&node.url("/api/v1/files/")), "{stdout}");
+    let all: Value = reqwest::get(format!("{url}&limit=1000")).await.unwrap().json().await.unwrap();
+    assert_eq!(lines_of(&all["warnings"]), (1..=150).collect::<Vec<_>>());
 
     // Straight into a database file, then served by a node started on it.
     let folder = tempfile::tempdir().unwrap();

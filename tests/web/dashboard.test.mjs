@@ -82,6 +82,32 @@ let page;
 /** Console errors and uncaught exceptions, as they happen. */
 const problems = [];
 
+/**
+ * Waits until `locator` is on screen as a person sees it: rendered, scrolled into view, and the
+ * topmost thing at its centre (not hidden, clipped away or covered); returns its rendered text.
+ */
+async function seen(locator) {
+  await locator.waitFor({ state: "visible" });
+  await locator.scrollIntoViewIfNeeded();
+  const onTop = await locator.evaluate((element) => {
+    const box = element.getBoundingClientRect();
+    const top = document.elementFromPoint(box.left + Math.min(box.width / 2, 40), box.top + box.height / 2);
+    return top !== null && (top === element || element.contains(top));
+  });
+  assert.ok(onTop, `${locator} is not what a person sees there`);
+  return locator.innerText();
+}
+
+/** Drops files (name → content) on the upload area, as a person drags them from their desktop. */
+function drop(files) {
+  return page.locator("#drop-zone").evaluate((zone, files) => {
+    const transfer = new DataTransfer();
+    for (const [name, content] of Object.entries(files)) transfer.items.add(new File([content], name, { type: "text/plain" }));
+    zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, files);
+}
+
 async function screenshot(name, fullPage = true) {
   if (!SCREENSHOTS) return;
   mkdirSync(SCREENSHOTS, { recursive: true });
@@ -142,17 +168,9 @@ describe("the dashboard", () => {
   });
 
   test("files dropped on the upload area are ingested, and a refused one says why", async () => {
-    /** Drops files (name → content) on the area, as a person drags them from their desktop. */
-    const drop = (files) =>
-      page.locator("#drop-zone").evaluate((zone, files) => {
-        const transfer = new DataTransfer();
-        for (const [name, content] of Object.entries(files)) transfer.items.add(new File([content], name, { type: "text/plain" }));
-        zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
-        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
-      }, files);
     await drop({ "dropped.sql": "CREATE TABLE dropped.items (id INT, label TEXT);" });
-    await page.locator("#upload-results li", { hasText: "dropped.sql: processed" }).waitFor();
-    assert.equal(await page.locator("#upload-results li").count(), 1);
+    await page.locator("#upload-results > li", { hasText: "dropped.sql: processed" }).waitFor();
+    assert.equal(await page.locator("#upload-results > li").count(), 1);
     // An empty file refuses the whole upload (a 4xx in the contract's shape), and the page says so.
     await drop({ "empty.sql": "" });
     await page.locator("#upload-bar[data-phase=failed]").waitFor();
@@ -161,6 +179,34 @@ describe("the dashboard", () => {
     const refused = problems.findIndex((problem) => problem.includes("status of 422"));
     assert.ok(refused >= 0, `console: ${problems}`);
     problems.splice(refused, 1);
+  });
+
+  test("an upload's warnings show with their lines, and the ones not listed page in", async () => {
+    // A statement nothing can read, on line 2.
+    await drop({ "warned.sql": "CREATE TABLE warned.items (id INT);\nFROBNICATE the_items;\n" });
+    const warned = page.locator("#upload-results > li", { hasText: "warned.sql: processed" });
+    await warned.waitFor();
+    assert.match(await seen(warned.locator(".warnings li").first()), /^line 2: statement skipped: .+/);
+    assert.match(await warned.innerText(), /1 warning\b/);
+    assert.equal(await warned.locator("button").count(), 0, "nothing more to show");
+
+    // 150 of them: the answer lists 100, and the page offers the rest.
+    await drop({ "unreadable.sql": "FROBNICATE x;\n".repeat(150) });
+    const unreadable = page.locator("#upload-results > li", { hasText: "unreadable.sql: processed" });
+    await unreadable.waitFor();
+    assert.match(await unreadable.locator(":scope > span").innerText(), /150 warnings/);
+    const shown = unreadable.locator(".warnings li");
+    assert.equal(await shown.count(), 100);
+    assert.match(await seen(shown.nth(99)), /^line 100: statement skipped/);
+    assert.equal(await unreadable.getByText("line 101:", { exact: false }).count(), 0);
+    const more = unreadable.getByRole("button", { name: "Show 50 more warnings" });
+    assert.ok(await seen(more));
+    await more.click();
+    await shown.nth(100).waitFor();
+    assert.match(await seen(shown.nth(100)), /^line 101: statement skipped/);
+    assert.match(await seen(shown.nth(149)), /^line 150: statement skipped/);
+    assert.equal(await shown.count(), 150, "every warning, once");
+    assert.equal(await more.count(), 0, "nothing more to show");
   });
 
   test("an upload shows its progress and the tiles change", async () => {
@@ -180,7 +226,7 @@ describe("the dashboard", () => {
     const fromProgress = steps.filter((step) => /^(Parsing|Storing) \d+ of 13: .+ ([1-9]\d*) %$/.test(step ?? ""));
     assert.ok(fromProgress.length > 0, `steps seen: ${steps.join(" | ")}`);
     assert.equal(phases.at(-1), "done");
-    assert.equal(await page.locator("#upload-results li").count(), 13);
+    assert.equal(await page.locator("#upload-results > li").count(), 13);
     // The next stats_update carries the new graph.
     await page.waitForFunction(([nodes, filesCount]) => {
       const read = (stat) => Number(document.querySelector(`.tile[data-stat="${stat}"] .value`).textContent.replace(/\D/g, ""));

@@ -15,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::validate_project;
+use super::{validate_project, warnings_url};
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
 use crate::error::{ApiError, FieldError};
 use crate::http::AppState;
@@ -25,6 +25,7 @@ use crate::lineage::parse::{ParsedFile, parse_file};
 use crate::lineage::resolve::Catalog;
 use crate::lineage::{Chunk, Direction, EdgeKind, FileGraph, FileRecord, IndexedChunk, IngestWarning, StoredFile, build_graphs, limits};
 use crate::realtime::{MessageType, announce};
+use crate::store::LISTED_WARNINGS;
 
 /// One file to ingest.
 #[derive(Debug, Clone)]
@@ -56,8 +57,15 @@ pub struct FileResult {
     /// The dialect the file was parsed in.
     pub dialect: Option<String>,
     pub statements: u32,
-    /// Statements that did not parse, each with its line; the rest of the file still counts.
+    /// Statements nothing could read, each with its line (the rest of the file still counts): the
+    /// first 100, in line order.
     pub warnings: Vec<IngestWarning>,
+    /// How many warnings the file has in all.
+    pub warnings_total: u64,
+    /// `GET /api/v1/files/{file_id}/warnings` for the stored file, when it has more warnings than
+    /// `warnings` lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnings_url: Option<String>,
 }
 
 /// The answer to an ingestion.
@@ -474,6 +482,7 @@ fn prepare(project: &str, files: Vec<(String, u64)>, parsed: Vec<ParsedUpload>, 
                     statements: parsed.statements,
                     nodes_created: 0,
                     edges_created: 0,
+                    // Every one, in line order: the store keeps them all.
                     warnings: parsed.warnings,
                 };
                 Prepared::Ready { record: Box::new(record), graph }
@@ -482,7 +491,8 @@ fn prepare(project: &str, files: Vec<(String, u64)>, parsed: Vec<ParsedUpload>, 
         .collect()
 }
 
-/// Stores one file; what happened to it.
+/// Stores one file (with every warning); what happened to it (with the first warnings, and where
+/// the rest are).
 async fn store_one(state: &AppState, record: FileRecord, graph: FileGraph) -> FileResult {
     let mut result = FileResult {
         filename: record.filename.clone(),
@@ -493,7 +503,9 @@ async fn store_one(state: &AppState, record: FileRecord, graph: FileGraph) -> Fi
         file_id: None,
         dialect: Some(record.dialect.clone()),
         statements: record.statements,
-        warnings: record.warnings.clone(),
+        warnings: record.warnings.iter().take(LISTED_WARNINGS).cloned().collect(),
+        warnings_total: record.warnings.len() as u64,
+        warnings_url: None,
     };
     match state.stores.lineage.store_file(&record, graph).await {
         Ok(StoredFile::Stored { nodes_created, edges_created }) => {
@@ -502,6 +514,7 @@ async fn store_one(state: &AppState, record: FileRecord, graph: FileGraph) -> Fi
             result.edges_created = edges_created;
         }
         Ok(StoredFile::Duplicate { existing_file_id }) => {
+            // Its warnings are also the stored file's: the content is the same.
             result.status = "skipped_duplicate".into();
             result.file_id = Some(existing_file_id);
         }
@@ -514,6 +527,11 @@ async fn store_one(state: &AppState, record: FileRecord, graph: FileGraph) -> Fi
                 "the store failed; nothing of this file was kept".to_owned()
             });
         }
+    }
+    if let Some(file_id) = &result.file_id
+        && result.warnings_total > result.warnings.len() as u64
+    {
+        result.warnings_url = Some(warnings_url(&record.project_id, file_id));
     }
     result
 }
@@ -531,6 +549,8 @@ impl FileResult {
             dialect: None,
             statements: 0,
             warnings: Vec::new(),
+            warnings_total: 0,
+            warnings_url: None,
         }
     }
 }

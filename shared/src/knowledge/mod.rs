@@ -15,7 +15,8 @@ use crate::lineage::extract::Name;
 use crate::lineage::resolve::Catalog;
 use crate::lineage::search::query_terms;
 use crate::lineage::walk::walk;
-use crate::lineage::{Chunk, Direction, FileRecord, GraphEdge, GraphNode};
+use crate::lineage::{Chunk, Direction, FileRecord, GraphEdge, GraphNode, IngestWarning};
+use crate::store::{ListedFile, StoreError};
 
 pub use ingestion::{FileResult, IngestFile, IngestRequest, IngestionResult, ingest};
 
@@ -176,8 +177,102 @@ pub async fn search(state: &AppState, project: &str, query: &str, limit: usize) 
 /// `GET /api/v1/files`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FileList {
-    pub files: Vec<FileRecord>,
+    pub files: Vec<IngestedFile>,
     pub total: usize,
+}
+
+/// An ingested file as `GET /api/v1/files` lists it: its record, whose `warnings` are the file's
+/// first 100 in line order, with how many it has in all and where to page them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IngestedFile {
+    #[serde(flatten)]
+    pub record: FileRecord,
+    /// How many warnings the file has in all.
+    pub warnings_total: u64,
+    /// `GET /api/v1/files/{file_id}/warnings` for this file, when it has more warnings than `warnings`
+    /// lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnings_url: Option<String>,
+}
+
+impl From<ListedFile> for IngestedFile {
+    fn from(listed: ListedFile) -> Self {
+        let more = listed.warnings_total > listed.record.warnings.len() as u64;
+        let warnings_url = more.then(|| warnings_url(&listed.record.project_id, &listed.record.id));
+        IngestedFile { record: listed.record, warnings_total: listed.warnings_total, warnings_url }
+    }
+}
+
+/// The path of `GET /api/v1/files/{file_id}/warnings` for a file (relative: the host's base URL
+/// goes before it).
+pub fn warnings_url(project: &str, file_id: &str) -> String {
+    format!("/api/v1/files/{}/warnings?project_id={}", url_encoded(file_id), url_encoded(project))
+}
+
+/// `text` with every byte but letters, digits, `-`, `.`, `_` and `~` percent-encoded.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// `GET /api/v1/files/{file_id}/warnings`: one page of a file's warnings, in line order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FileWarnings {
+    pub file_id: String,
+    pub project_id: String,
+    pub filename: String,
+    /// How many warnings the file has in all.
+    pub total: u64,
+    /// The index (0-based) of the first warning of this page.
+    pub offset: u64,
+    /// The most this page holds.
+    pub limit: usize,
+    pub warnings: Vec<IngestWarning>,
+}
+
+/// Most warnings one page of `GET /api/v1/files/{file_id}/warnings` holds.
+pub const MAX_WARNINGS_PAGE: usize = 1000;
+
+/// Longest file id looked up (ids are UUIDs).
+pub const MAX_FILE_ID_BYTES: usize = 128;
+
+/// Validates a file id as a path takes it: 1 to 128 letters, digits, `_`, `-` and `.`.
+pub fn validate_file_id(file_id: &str) -> Result<(), FieldError> {
+    let valid = !file_id.is_empty()
+        && file_id.len() <= MAX_FILE_ID_BYTES
+        && file_id.chars().all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '-' | '.'));
+    if valid { Ok(()) } else { Err(FieldError::new("file_id", "use 1 to 128 letters, digits, '_', '-' or '.'")) }
+}
+
+/// The warnings of file `file_id` of `project` from the `offset`-th on, at most `limit`; `None`
+/// when the project holds no such file.
+pub async fn file_warnings(
+    state: &AppState,
+    project: &str,
+    file_id: &str,
+    offset: u64,
+    limit: usize,
+) -> Result<Option<FileWarnings>, StoreError> {
+    let page = state.stores.lineage.file_warnings(project, file_id, offset, limit).await?;
+    Ok(page.map(|page| FileWarnings {
+        file_id: file_id.to_owned(),
+        project_id: project.to_owned(),
+        filename: page.filename,
+        total: page.total,
+        offset,
+        limit,
+        warnings: page.warnings,
+    }))
+}
+
+/// The files of one project (or of all), newest first, as `GET /api/v1/files` lists them.
+pub async fn list_files(state: &AppState, project: Option<&str>, limit: usize) -> Result<FileList, StoreError> {
+    let files: Vec<IngestedFile> = state.stores.lineage.list_files(project, limit).await?.into_iter().map(IngestedFile::from).collect();
+    Ok(FileList { total: files.len(), files })
 }
 
 /// `GET /api/v1/files/stats`.
@@ -186,7 +281,7 @@ pub struct FileStats {
     pub total_files: u64,
     pub total_bytes: u64,
     pub total_statements: u64,
-    /// Statements that did not parse, over all files.
+    /// Warnings (statements nothing could read), over all files: the sum of their `warnings_total`.
     pub total_warnings: u64,
     pub by_dialect: BTreeMap<String, u64>,
     pub by_project: BTreeMap<String, u64>,
@@ -198,12 +293,13 @@ pub struct FileStats {
 const FILE_STATS_LIMIT: usize = 100_000;
 
 pub async fn file_stats(state: &AppState) -> Result<FileStats, ApiError> {
-    let files = state.stores.lineage.list_files(None, FILE_STATS_LIMIT).await?;
+    let listed = state.stores.lineage.list_files(None, FILE_STATS_LIMIT).await?;
+    let files: Vec<&FileRecord> = listed.iter().map(|file| &file.record).collect();
     let mut stats = FileStats {
         total_files: files.len() as u64,
         total_bytes: files.iter().map(|file| file.size_bytes).sum(),
         total_statements: files.iter().map(|file| u64::from(file.statements)).sum(),
-        total_warnings: files.iter().map(|file| file.warnings.len() as u64).sum(),
+        total_warnings: listed.iter().map(|file| file.warnings_total).sum(),
         by_dialect: BTreeMap::new(),
         by_project: BTreeMap::new(),
         last_ingested_at: files.iter().map(|file| file.ingested_at).max().map(|at| crate::time::format(&at)),
@@ -225,6 +321,14 @@ mod tests {
         assert!(validate_project("").is_err());
         assert!(validate_project("a/b").is_err());
         assert!(validate_project(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn warnings_urls_are_paths_with_their_project() {
+        assert_eq!(warnings_url("default", "0193-ab"), "/api/v1/files/0193-ab/warnings?project_id=default");
+        assert_eq!(warnings_url("p.1", "a b/c"), "/api/v1/files/a%20b%2Fc/warnings?project_id=p.1");
+        assert!(validate_file_id("0193e5a2-7c1d-7b3e-9f00-1a2b3c4d5e6f").is_ok());
+        assert!(validate_file_id("").is_err() && validate_file_id("a/b").is_err() && validate_file_id(&"x".repeat(129)).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use std::collections::BTreeMap;
 
-use super::{Admission, ConnectionRecord, Direction, StatsSnapshot, StoreError, Stores};
+use super::{Admission, ConnectionRecord, Direction, LISTED_WARNINGS, ListedFile, StatsSnapshot, StoreError, Stores, WarningPage};
 use crate::activity::{ActivityEvent, EventSource, EventStatus, EventType};
 use crate::chat::{Mode, Turn};
 use crate::lineage::{
@@ -358,7 +358,8 @@ pub async fn a_stored_file_reads_back_as_its_graph(stores: &Stores) {
     assert_eq!(counts.relationship_types, type_counts(&[("CONTAINS", 2), ("DERIVES", 1), ("READS_FROM", 1)]));
 
     let listed = stores.lineage.list_files(Some("p1"), 10).await.unwrap();
-    assert_eq!(listed, vec![FileRecord { nodes_created: 5, edges_created: 4, ..record }], "the record, with what it created");
+    let record = FileRecord { nodes_created: 5, edges_created: 4, ..record };
+    assert_eq!(listed, vec![ListedFile { record, warnings_total: 1 }], "the record, with what it created");
 }
 
 pub async fn the_same_content_is_stored_once_per_project(stores: &Stores) {
@@ -387,8 +388,8 @@ pub async fn the_same_content_is_stored_once_per_project(stores: &Stores) {
     assert_eq!(stores.lineage.graph_counts().await.unwrap().files, 2);
 }
 
-fn ids_of_files(files: Vec<FileRecord>) -> Vec<String> {
-    files.into_iter().map(|file| file.id).collect()
+fn ids_of_files(files: Vec<ListedFile>) -> Vec<String> {
+    files.into_iter().map(|file| file.record.id).collect()
 }
 
 pub async fn definitions_replace_external_references_and_the_counts_follow(stores: &Stores) {
@@ -520,7 +521,7 @@ pub async fn files_list_newest_first_per_project_and_overall(stores: &Stores) {
     assert_eq!(list(None, 10).await, ["d", "b", "c", "a"]);
     assert_eq!(list(None, 3).await, ["d", "b", "c"]);
     assert_eq!(list(Some("p3"), 10).await, Vec::<String>::new());
-    let newest = &stores.lineage.list_files(None, 1).await.unwrap()[0];
+    let newest = &stores.lineage.list_files(None, 1).await.unwrap()[0].record;
     assert_eq!((newest.project_id.as_str(), newest.ingested_at, newest.nodes_created), ("p2", at(40), 1));
 }
 
@@ -677,10 +678,90 @@ pub async fn concurrent_stores_of_the_same_content_store_it_once(stores: &Stores
     assert_eq!(stores.lineage.search_chunks("p1", &strings(&["orders"]), 10).await.unwrap().len(), 1);
 }
 
-/// Expands to the whole suite for one backend.
-/// Expands to the whole suite for one backend. The factory gives `Some((stores, guard))`, or
-/// `None` when the backend is not available here (the test then says so and passes, unless
-/// `TRIBUTARY_REQUIRE_DYNAMODB` is set, as the project's test command does).
+/// `count` warnings on lines 1, 3, 5, …, each about 300 bytes (as long as the parser makes them), so
+/// that they take several DynamoDB items.
+fn many_warnings(count: u32, tag: &str) -> Vec<IngestWarning> {
+    (0..count)
+        .map(|n| IngestWarning {
+            line: 2 * n + 1,
+            message: format!("statement skipped ({tag} {n}): Expected: an SQL statement, found: FROBNICATE {}", "x".repeat(220)),
+        })
+        .collect()
+}
+
+/// Every warning of a file, pages of `page` at a time.
+async fn all_warnings(stores: &Stores, project: &str, file_id: &str, page: usize) -> Vec<IngestWarning> {
+    let mut warnings = Vec::new();
+    loop {
+        let got = stores.lineage.file_warnings(project, file_id, warnings.len() as u64, page).await.unwrap().expect("the file");
+        assert!(got.warnings.len() <= page, "at most a page");
+        if got.warnings.is_empty() {
+            return warnings;
+        }
+        warnings.extend(got.warnings);
+    }
+}
+
+pub async fn every_warning_of_a_file_is_kept_and_paged_in_order(stores: &Stores) {
+    // More than a page (1,000) and more than a DynamoDB item holds (1,000, or about 200 KB).
+    let mut record = file("p1", "f1", "a file nothing can read", 1);
+    record.warnings = many_warnings(2_345, "f1");
+    let graph = FileGraph { nodes: vec![object("t.kept", NodeKind::Table, "f1.sql", 1)], edges: vec![], chunks: vec![] };
+    assert_eq!(stores.lineage.store_file(&record, graph.clone()).await.unwrap(), StoredFile::Stored { nodes_created: 1, edges_created: 0 });
+
+    // The record lists the first ones, and says how many there are.
+    let listed = stores.lineage.list_files(Some("p1"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].warnings_total, 2_345);
+    assert_eq!(listed[0].record.warnings, record.warnings[..LISTED_WARNINGS], "the first ones, in order");
+
+    // Every one comes back, in order, whatever the page size.
+    assert_eq!(all_warnings(stores, "p1", "f1", 1_000).await, record.warnings, "pages of 1,000");
+    assert_eq!(all_warnings(stores, "p1", "f1", 777).await, record.warnings, "pages across items");
+    let page = stores.lineage.file_warnings("p1", "f1", 999, 3).await.unwrap().unwrap();
+    assert_eq!(page, WarningPage { filename: "f1.sql".to_owned(), total: 2_345, warnings: record.warnings[999..1002].to_vec() });
+    let last = stores.lineage.file_warnings("p1", "f1", 2_344, 1_000).await.unwrap().unwrap();
+    assert_eq!(last.warnings, record.warnings[2_344..], "the last page is what is left");
+    let past = stores.lineage.file_warnings("p1", "f1", 2_345, 10).await.unwrap().unwrap();
+    assert_eq!((past.total, past.warnings.len()), (2_345, 0), "past the end: none, and the total");
+    assert_eq!(stores.lineage.file_warnings("p1", "f1", u64::MAX, 10).await.unwrap().unwrap().warnings, []);
+    assert_eq!(stores.lineage.file_warnings("p2", "f1", 0, 10).await.unwrap(), None, "another project holds no such file");
+    assert_eq!(stores.lineage.file_warnings("p1", "nope", 0, 10).await.unwrap(), None);
+
+    // A file without warnings has an empty list.
+    let quiet = file("p1", "f0", "a quiet file", 2);
+    stores.lineage.store_file(&quiet, FileGraph::default()).await.unwrap();
+    let page = stores.lineage.file_warnings("p1", "f0", 0, 100).await.unwrap().unwrap();
+    assert_eq!(page, WarningPage { filename: "f0.sql".to_owned(), total: 0, warnings: vec![] });
+
+    // A duplicate stores none of its warnings.
+    let mut duplicate = record.clone();
+    duplicate.id = "f2".to_owned();
+    duplicate.warnings = many_warnings(1_500, "f2");
+    let stored = stores.lineage.store_file(&duplicate, FileGraph::default()).await.unwrap();
+    assert_eq!(stored, StoredFile::Duplicate { existing_file_id: "f1".to_owned() });
+    assert_eq!(stores.lineage.file_warnings("p1", "f2", 0, 10).await.unwrap(), None);
+
+    // A store that fails late (its record collides with f1's) leaves none of its warnings: f1's are
+    // still exactly its own.
+    let mut colliding = file("p1", "f1", "other content, the same id and time", 1);
+    colliding.warnings = many_warnings(1_200, "collision");
+    let colliding_graph = FileGraph { nodes: vec![object("t.colliding", NodeKind::Table, "f1.sql", 1)], edges: vec![], chunks: vec![] };
+    assert!(stores.lineage.store_file(&colliding, colliding_graph).await.is_err());
+    assert_eq!(all_warnings(stores, "p1", "f1", 1_000).await, record.warnings);
+    assert_eq!(node(stores, "p1", "t.colliding").await, None);
+    // A file refused before anything is written leaves none either.
+    let mut refused = file("p1", "f3", "refused", 3);
+    refused.warnings = many_warnings(10, "f3");
+    let foreign = FileGraph { nodes: vec![], edges: vec![], chunks: vec![chunk("f9", 0, "SELECT 1")] };
+    assert!(stores.lineage.store_file(&refused, foreign).await.is_err());
+    assert_eq!(stores.lineage.file_warnings("p1", "f3", 0, 10).await.unwrap(), None);
+
+    let totals: Vec<(String, u64)> =
+        stores.lineage.list_files(None, 10).await.unwrap().into_iter().map(|file| (file.record.id, file.warnings_total)).collect();
+    assert_eq!(totals, [("f0".to_owned(), 0), ("f1".to_owned(), 2_345)]);
+}
+
 fn turn(id: &str, seconds: i64, question: &str) -> Turn {
     Turn {
         id: id.to_owned(),
@@ -718,6 +799,9 @@ pub async fn chat_sessions_keep_turns_in_order_and_forget_them(stores: &Stores) 
     assert_eq!(questions(chat.recent_turns("s2", 10).await.unwrap()), ["elsewhere"]);
 }
 
+/// Expands to the whole suite for one backend. The factory gives `Some((stores, guard))`, or
+/// `None` when the backend is not available here (the test then says so and passes, unless
+/// `TRIBUTARY_REQUIRE_DYNAMODB` is set, as the project's test command does).
 macro_rules! conformance_suite {
     ($backend:ident, $factory:expr) => {
         mod $backend {
@@ -754,6 +838,7 @@ macro_rules! conformance_suite {
             case!(a_failed_store_leaves_nothing_behind);
             case!(concurrent_stores_of_the_same_content_store_it_once);
             case!(long_ids_are_stored_and_found);
+            case!(every_warning_of_a_file_is_kept_and_paged_in_order);
             case!(chat_sessions_keep_turns_in_order_and_forget_them);
         }
     };
@@ -834,6 +919,7 @@ mod dynamodb_only {
         let ((first, first_graph), (mut crashed, mut graph)) = colliding_files();
         stores.lineage.store_file(&first, first_graph.clone()).await.unwrap();
         crashed.id = "f2".to_owned();
+        crashed.warnings = many_warnings(1_500, "crashed");
         graph.chunks = vec![chunk("f2", 0, "INSERT INTO staging.shipments SELECT carrier FROM raw.orders")];
 
         // The crash: everything but the commit, and no undo.
@@ -857,8 +943,29 @@ mod dynamodb_only {
             .await
             .unwrap();
 
+        let warning_items = |file_id: &'static str| {
+            let store = store.clone();
+            async move {
+                let items = store
+                    .client()
+                    .query()
+                    .table_name(store.table())
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :warnings)")
+                    .expression_attribute_values(":pk", AttributeValue::S("PROJECT#p1".to_owned()))
+                    .expression_attribute_values(":warnings", AttributeValue::S(format!("WARNINGS#{file_id}#")))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .unwrap();
+                items.count
+            }
+        };
+        assert!(warning_items("f2").await > 1, "the crashed attempt wrote its warnings, packed in a few items");
+        assert_eq!(stores.lineage.file_warnings("p1", "f2", 0, 10).await.unwrap(), None, "but they are not a file's");
+
         let mut retried = crashed.clone();
         retried.id = "f3".to_owned();
+        retried.warnings = many_warnings(3, "retried");
         graph.chunks = vec![chunk("f3", 0, &graph.chunks[0].chunk.text)];
         let stored = stores.lineage.store_file(&retried, graph.clone()).await.unwrap();
         assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 2 }, "counted as if the crash never happened");
@@ -879,6 +986,8 @@ mod dynamodb_only {
             .await
             .unwrap();
         assert_eq!(logs.count, 0, "no undo log is left");
+        assert_eq!(warning_items("f2").await, 0, "the crashed attempt's warnings are gone");
+        assert_eq!(all_warnings(&stores, "p1", "f3", 100).await, retried.warnings);
         let mut again = crashed.clone();
         again.id = "f4".to_owned();
         let duplicate = stores.lineage.store_file(&again, FileGraph { chunks: vec![], ..graph }).await.unwrap();

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::chat::Turn;
 pub use crate::lineage::Direction;
-use crate::lineage::{Chunk, FileGraph, FileRecord, GraphEdge, GraphNode, NodeKind, StoredFile};
+use crate::lineage::{Chunk, FileGraph, FileRecord, GraphEdge, GraphNode, IngestWarning, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
 pub use dynamo::DynamoStore;
@@ -82,6 +82,35 @@ pub struct SearchHit {
     pub score: f64,
 }
 
+/// How many of a file's warnings its record lists (in a listing and in an ingestion's answer); the
+/// store keeps every one, paged by [`LineageStore::file_warnings`].
+pub const LISTED_WARNINGS: usize = 100;
+
+/// Longest warning message a store takes (the parser keeps them to about 300 bytes): a record lists
+/// [`LISTED_WARNINGS`] of them, and a DynamoDB item holds at most 400 KB.
+pub const MAX_WARNING_BYTES: usize = 2048;
+
+/// An ingested file as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedFile {
+    /// The record. Its `warnings` are the file's first [`LISTED_WARNINGS`]; a record stored before
+    /// every warning was kept lists what was kept then (at most 101, the last one saying how many
+    /// more there were), and those are all it has.
+    pub record: FileRecord,
+    /// How many warnings the file has in all (for a record stored before, its list's length).
+    pub warnings_total: u64,
+}
+
+/// One page of a stored file's warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarningPage {
+    pub filename: String,
+    /// How many warnings the file has in all.
+    pub total: u64,
+    /// The page, in the order they were stored (line order, as ingestion gives them).
+    pub warnings: Vec<IngestWarning>,
+}
+
 /// The lineage knowledge base: ingested files, the graph they make, and their searchable chunks.
 ///
 /// The graph of a project is the merge of what its files contributed. Storing a file is all or
@@ -96,21 +125,27 @@ pub struct SearchHit {
 ///
 /// Repeats within one file are merged by the same rules first. A file whose graph breaks the model's
 /// invariants (a node id that is empty or contains `|`, an edge id other than
-/// `<source>|<KIND>|<target>`, a chunk of another file or a repeated chunk id) is refused whole.
+/// `<source>|<KIND>|<target>`, a chunk of another file or a repeated chunk id, a warning message
+/// longer than [`MAX_WARNING_BYTES`]) is refused whole.
 #[async_trait]
 pub trait LineageStore: Send + Sync + 'static {
     /// Counts over every project: nodes and edges by type, and files.
     async fn graph_counts(&self) -> Result<GraphCounts, StoreError>;
 
-    /// Stores `file` with its graph and chunks, unless the project already holds a file with the same
-    /// `content_hash` (then nothing is written). Either everything is stored or nothing is: a failure
-    /// leaves no node, edge, chunk or count of this file behind. `file.nodes_created` and
-    /// `file.edges_created` are filled in by the store, and `file.ingested_at` is kept to the
-    /// millisecond.
+    /// Stores `file` with its graph, chunks and warnings, unless the project already holds a file with
+    /// the same `content_hash` (then nothing is written). Either everything is stored or nothing is: a
+    /// failure leaves no node, edge, chunk, warning or count of this file behind. `file.warnings` are
+    /// every warning of the file, in line order: all are kept (see [`Self::file_warnings`]) and the
+    /// record lists the first [`LISTED_WARNINGS`]. `file.nodes_created` and `file.edges_created` are
+    /// filled in by the store, and `file.ingested_at` is kept to the millisecond.
     async fn store_file(&self, file: &FileRecord, graph: FileGraph) -> Result<StoredFile, StoreError>;
 
     /// Ingested files, newest first, of one project or of all; at most `limit`.
-    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<FileRecord>, StoreError>;
+    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<ListedFile>, StoreError>;
+
+    /// The warnings of file `file_id` of `project` from the `offset`-th (0-based) on, at most
+    /// `limit`, in the order they were stored; `None` when the project holds no such file.
+    async fn file_warnings(&self, project: &str, file_id: &str, offset: u64, limit: usize) -> Result<Option<WarningPage>, StoreError>;
 
     /// Every node of the project that is not a column: ids and kinds, for name resolution.
     async fn object_index(&self, project: &str) -> Result<Vec<(String, NodeKind)>, StoreError>;
@@ -133,7 +168,7 @@ pub(crate) mod merge {
 
     use anyhow::anyhow;
 
-    use super::StoreError;
+    use super::{LISTED_WARNINGS, MAX_WARNING_BYTES, StoreError};
     use crate::lineage::{EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, edge_id};
 
     /// What is stored under `incoming`'s id after it is merged into `stored` (`None`: nothing stored
@@ -191,11 +226,15 @@ pub(crate) mod merge {
 
     /// Refuses a file whose graph breaks the model's invariants, before anything is written: node ids
     /// are non-empty and never contain `|` (edge ids and the DynamoDB keys rely on it), an edge's id
-    /// is `<source>|<KIND>|<target>`, chunks belong to the file and have distinct ids.
+    /// is `<source>|<KIND>|<target>`, chunks belong to the file and have distinct ids, warnings are
+    /// at most [`MAX_WARNING_BYTES`] long.
     pub fn validate(file: &FileRecord, graph: &FileGraph) -> Result<(), StoreError> {
         let invalid = |what: String| Err(StoreError::Internal(anyhow!("file {} cannot be stored: {what}", file.id)));
         if file.id.is_empty() || file.project_id.is_empty() || file.content_hash.is_empty() {
             return invalid("its id, project and content hash must not be empty".to_owned());
+        }
+        if let Some(warning) = file.warnings.iter().find(|warning| warning.message.len() > MAX_WARNING_BYTES) {
+            return invalid(format!("the warning of line {} is longer than {MAX_WARNING_BYTES} bytes", warning.line));
         }
         let bad_id = |id: &str| id.is_empty() || id.contains('|');
         if let Some(node) = graph.nodes.iter().find(|node| bad_id(&node.id)) {
@@ -218,11 +257,24 @@ pub(crate) mod merge {
         Ok(())
     }
 
-    /// The record as stored: the time kept to the millisecond (as every backend reads it back), and
-    /// the created counts filled in.
+    /// The record as stored: the time kept to the millisecond (as every backend reads it back), the
+    /// created counts filled in, and the first [`LISTED_WARNINGS`] warnings listed (all of them are
+    /// stored apart).
     pub fn stored_record(file: &FileRecord, delta: &GraphDelta) -> FileRecord {
         let ingested_at = chrono::DateTime::from_timestamp_millis(file.ingested_at.timestamp_millis()).unwrap_or(file.ingested_at);
-        FileRecord { ingested_at, nodes_created: delta.nodes_created, edges_created: delta.edges_created, ..file.clone() }
+        FileRecord {
+            id: file.id.clone(),
+            project_id: file.project_id.clone(),
+            filename: file.filename.clone(),
+            content_hash: file.content_hash.clone(),
+            dialect: file.dialect.clone(),
+            size_bytes: file.size_bytes,
+            ingested_at,
+            statements: file.statements,
+            nodes_created: delta.nodes_created,
+            edges_created: delta.edges_created,
+            warnings: file.warnings.iter().take(LISTED_WARNINGS).cloned().collect(),
+        }
     }
 
     /// What one file adds to the graph counters.

@@ -22,11 +22,11 @@ use uuid::Uuid;
 use super::merge::{GraphDelta, fold_edges, fold_nodes, merge_node, stored_record, validate};
 use super::{
     ActivityStore, Admission, CHAT_SESSION_TTL, ChatStore, ConnectionPage, ConnectionRecord, ConnectionStore, Direction, GraphCounts,
-    LineageStore, ListedConnection, SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
+    LineageStore, ListedConnection, ListedFile, SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth, WarningPage,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::chat::Turn;
-use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, StoredFile};
+use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, IngestWarning, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
 /// Pooled connections: readers run beside the one writer (WAL).
@@ -207,6 +207,22 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX chat_turns_by_time ON chat_turns (at_ms);
      CREATE INDEX graph_objects ON graph_nodes (project_id, id, kind) WHERE kind <> 'Column';",
+    // 6: every warning of a file, in a table of its own, written in the file's transaction; the
+    // record keeps listing the first 100 (`files.warnings`), with how many there are in all. A file
+    // stored before kept at most 101 (the last one saying how many more there were): those are
+    // copied over, and its total is their number.
+    "ALTER TABLE files ADD COLUMN warnings_total INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE file_warnings (
+         file_id TEXT NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+         seq     INTEGER NOT NULL,
+         line    INTEGER NOT NULL,
+         message TEXT NOT NULL,
+         PRIMARY KEY (file_id, seq)
+     ) WITHOUT ROWID;
+     INSERT INTO file_warnings (file_id, seq, line, message)
+         SELECT files.id, entry.key, COALESCE(json_extract(entry.value, '$.line'), 0), COALESCE(json_extract(entry.value, '$.message'), '')
+         FROM files, json_each(files.warnings) AS entry;
+     UPDATE files SET warnings_total = json_array_length(warnings);",
 ];
 
 /// The SQLite store.
@@ -468,17 +484,18 @@ impl ActivityStore for SqliteStore {
 }
 
 /// Columns of `files`, in `read_file_record`'s order.
-const FILE_COLUMNS: &str =
-    "id, project_id, filename, content_hash, dialect, size_bytes, ingested_at_ms, statements, nodes_created, edges_created, warnings";
+const FILE_COLUMNS: &str = "id, project_id, filename, content_hash, dialect, size_bytes, ingested_at_ms, statements, nodes_created, \
+                            edges_created, warnings, warnings_total";
 
-fn read_file_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<FileRecord, StoreError>> {
+fn read_file_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ListedFile, StoreError>> {
     let id: String = row.get(0)?;
     let ingested_at_ms: i64 = row.get(6)?;
     let warnings: String = row.get(10)?;
+    let warnings_total: i64 = row.get(11)?;
     let (project_id, filename, content_hash, dialect) = (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
     let (size_bytes, statements, nodes_created, edges_created): (i64, i64, i64, i64) = (row.get(5)?, row.get(7)?, row.get(8)?, row.get(9)?);
     Ok((|| {
-        Ok(FileRecord {
+        let record = FileRecord {
             ingested_at: millis_to_time(ingested_at_ms)?,
             warnings: serde_json::from_str(&warnings).map_err(|error| StoreError::Corrupt(format!("file {id}: warnings: {error}")))?,
             statements: u32::try_from(statements).map_err(|_| StoreError::Corrupt(format!("file {id}: statements {statements}")))?,
@@ -490,7 +507,8 @@ fn read_file_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<FileReco
             size_bytes: count(size_bytes),
             nodes_created: count(nodes_created),
             edges_created: count(edges_created),
-        })
+        };
+        Ok(ListedFile { record, warnings_total: count(warnings_total) })
     })())
 }
 
@@ -681,7 +699,7 @@ impl LineageStore for SqliteStore {
             let record = stored_record(&file, &delta);
             transaction
                 .execute(
-                    &format!("INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                    &format!("INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
                     params![
                         record.id,
                         record.project_id,
@@ -693,10 +711,19 @@ impl LineageStore for SqliteStore {
                         record.statements,
                         record.nodes_created as i64,
                         record.edges_created as i64,
-                        to_json(&record.warnings)?
+                        to_json(&record.warnings)?,
+                        file.warnings.len() as i64
                     ],
                 )
                 .map_err(classify)?;
+            {
+                let mut insert_warning = transaction
+                    .prepare_cached("INSERT INTO file_warnings (file_id, seq, line, message) VALUES (?1, ?2, ?3, ?4)")
+                    .map_err(classify)?;
+                for (seq, warning) in file.warnings.iter().enumerate() {
+                    insert_warning.execute(params![record.id, seq as i64, warning.line, warning.message]).map_err(classify)?;
+                }
+            }
             {
                 let mut insert_chunk = transaction
                     .prepare_cached(
@@ -739,7 +766,7 @@ impl LineageStore for SqliteStore {
         .await
     }
 
-    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
+    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<ListedFile>, StoreError> {
         let project = project.map(str::to_owned);
         self.run(move |connection| {
             let limit = limit.min(i64::MAX as usize) as i64;
@@ -760,6 +787,35 @@ impl LineageStore for SqliteStore {
                 }
             };
             decoded(rows)
+        })
+        .await
+    }
+
+    async fn file_warnings(&self, project: &str, file_id: &str, offset: u64, limit: usize) -> Result<Option<WarningPage>, StoreError> {
+        let (project, file_id) = (project.to_owned(), file_id.to_owned());
+        self.run(move |connection| {
+            // A stored file never changes: its row and its warnings are read apart.
+            let file = connection
+                .query_row(
+                    "SELECT filename, warnings_total FROM files WHERE id = ?1 AND project_id = ?2",
+                    params![file_id, project],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+                )
+                .optional()
+                .map_err(classify)?;
+            let Some((filename, total)) = file else { return Ok(None) };
+            // `seq` runs from 0 without gaps: the page is a range of the key.
+            let mut statement = connection
+                .prepare_cached("SELECT line, message FROM file_warnings WHERE file_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3")
+                .map_err(classify)?;
+            let warnings = statement
+                .query_map(params![file_id, offset.min(i64::MAX as u64) as i64, limit.min(i64::MAX as usize) as i64], |row| {
+                    Ok(IngestWarning { line: row.get(0)?, message: row.get(1)? })
+                })
+                .map_err(classify)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(classify)?;
+            Ok(Some(WarningPage { filename, total: count(total), warnings }))
         })
         .await
     }
@@ -1167,5 +1223,38 @@ mod tests {
         assert_eq!(hits.iter().map(|hit| hit.chunk.id.as_str()).collect::<Vec<_>>(), ["f1:0"]);
         let version: i64 = store.connection().unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
+    }
+
+    /// A file stored before migration 6 kept at most 101 warnings in its record: they become its
+    /// warnings, in order, and their number its total.
+    #[tokio::test]
+    async fn migration_6_keeps_the_warnings_files_had() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("v5.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            for migration in &MIGRATIONS[..5] {
+                connection.execute_batch(migration).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 5).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO files VALUES ('f1', 'p1', 'load.sql', 'h1', 'generic', 10, 0, 3, 0, 0,
+                         '[{\"line\":2,\"message\":\"statement skipped: a\"},{\"line\":7,\"message\":\"… and 4 more warnings\"}]');
+                     INSERT INTO files VALUES ('f2', 'p1', 'quiet.sql', 'h2', 'generic', 10, 1, 1, 0, 0, '[]');",
+                )
+                .unwrap();
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        let listed = store.list_files(Some("p1"), 10).await.unwrap();
+        let totals: Vec<(&str, u64, usize)> =
+            listed.iter().map(|file| (file.record.id.as_str(), file.warnings_total, file.record.warnings.len())).collect();
+        assert_eq!(totals, [("f2", 0, 0), ("f1", 2, 2)]);
+        let page = store.file_warnings("p1", "f1", 0, 10).await.unwrap().unwrap();
+        assert_eq!(page.total, 2);
+        assert_eq!(page.warnings, listed[1].record.warnings);
+        assert_eq!(store.file_warnings("p1", "f1", 1, 10).await.unwrap().unwrap().warnings[0].line, 7);
+        assert_eq!(store.file_warnings("p1", "f2", 0, 10).await.unwrap().unwrap().total, 0);
     }
 }

@@ -15,8 +15,8 @@ use crate::error::{ApiError, ErrorBody, FieldError};
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::knowledge::{
-    self, DEFAULT_PROJECT, FileList, FileStats, IngestFile, IngestRequest, IngestionResult, LineageDirection, LineageGraph,
-    MAX_LINEAGE_DEPTH, SearchResults,
+    self, DEFAULT_PROJECT, FileList, FileStats, FileWarnings, IngestFile, IngestRequest, IngestionResult, LineageDirection, LineageGraph,
+    MAX_LINEAGE_DEPTH, MAX_WARNINGS_PAGE, SearchResults,
 };
 
 /// The ingestion routes (their own body limit, `INGEST_MAX_REQUEST_BYTES`).
@@ -30,7 +30,12 @@ pub fn ingestion_router() -> OpenApiRouter<AppState> {
 
 /// The read routes over the knowledge base.
 pub fn query_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_files)).routes(routes!(file_stats)).routes(routes!(node_lineage)).routes(routes!(search))
+    OpenApiRouter::new()
+        .routes(routes!(list_files))
+        .routes(routes!(file_stats))
+        .routes(routes!(file_warnings))
+        .routes(routes!(node_lineage))
+        .routes(routes!(search))
 }
 
 /// Both.
@@ -243,8 +248,67 @@ pub async fn list_files(State(state): State<AppState>, ApiQuery(query): ApiQuery
     if let Some(project) = &query.project_id {
         knowledge::validate_project(project).map_err(|error| ApiError::validation(vec![error]))?;
     }
-    let files = state.stores.lineage.list_files(query.project_id.as_deref(), limit).await?;
-    Ok(Json(FileList { total: files.len(), files }))
+    Ok(Json(knowledge::list_files(&state, query.project_id.as_deref(), limit).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WarningsQuery {
+    /// The file's project (default `default`).
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    pub project_id: Option<String>,
+    /// How many warnings to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<u64>,
+    /// How many to give (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// Every warning of an ingested file, a page at a time, in line order: a statement nothing could
+/// read, with its line. (An ingestion's answer and the file listing carry the first 100, the total
+/// and this route's path.)
+#[utoipa::path(
+    get,
+    path = "/api/v1/files/{file_id}/warnings",
+    tag = "lineage",
+    params(
+        ("file_id" = String, Path, description = "The file's id (`file_id` in an ingestion's results, `id` in the file listing)", pattern = "^[A-Za-z0-9_.-]{1,128}$"),
+        WarningsQuery
+    ),
+    responses(
+        (status = 200, body = FileWarnings),
+        (status = 404, description = "The project holds no such file", body = ErrorBody),
+        (status = 422, description = "A parameter is out of range", body = ErrorBody),
+        (status = 503, description = "The store cannot answer", body = ErrorBody),
+    )
+)]
+pub async fn file_warnings(
+    State(state): State<AppState>,
+    Path(file_id): Path<String>,
+    ApiQuery(query): ApiQuery<WarningsQuery>,
+) -> Result<Json<FileWarnings>, ApiError> {
+    let mut errors = Vec::new();
+    if let Err(error) = knowledge::validate_file_id(&file_id) {
+        errors.push(error);
+    }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_WARNINGS_PAGE).contains(&limit) {
+        errors.push(FieldError::new("limit", format!("must be between 1 and {MAX_WARNINGS_PAGE}")));
+    }
+    let project = query.project_id.unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+    if let Err(error) = knowledge::validate_project(&project) {
+        errors.push(error);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let offset = query.offset.unwrap_or(0);
+    match knowledge::file_warnings(&state, &project, &file_id, offset, limit).await? {
+        Some(page) => Ok(Json(page)),
+        None => Err(ApiError::not_found(format!("no file {file_id:?} in project {project:?}"))
+            .with_hint(format!("GET /api/v1/files?project_id={project} lists the project's files with their ids"))),
+    }
 }
 
 /// Totals over the ingested files.

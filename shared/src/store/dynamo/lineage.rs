@@ -15,6 +15,13 @@ const CONCURRENCY: usize = 16;
 const UNDO_ITEM_BYTES: usize = 300_000;
 /// Attempts at a batch call that leaves items unprocessed (throttling).
 const BATCH_ATTEMPTS: u32 = 8;
+/// A file's warnings are packed into items of at most this many...
+const WARNINGS_PER_ITEM: usize = 1000;
+/// ...whose JSON passes this size by at most one warning (an item holds at most 400 KB; a warning
+/// is at most `MAX_WARNING_BYTES`, about 12 KB as escaped JSON at worst).
+const WARNING_ITEM_BYTES: usize = 200_000;
+/// Items read per request when paging warnings (a page of 1,000 usually lies in one or two).
+const WARNING_ITEMS_PER_QUERY: i32 = 4;
 const FILES_INDEX_PK: &str = "FILE";
 const MAX_SORT_KEY_BYTES: usize = 1024;
 /// Node, chunk and file ids fit a sort key with their prefix (and an edge key with a hashed far end).
@@ -50,6 +57,23 @@ fn hash_sk(content_hash: &str) -> String {
 
 fn undo_prefix(file_id: &str) -> String {
     format!("UNDO#{file_id}#")
+}
+
+fn file_id_sk(file_id: &str) -> String {
+    format!("FILEID#{file_id}")
+}
+
+/// The sort key prefix of the warning items one attempt at storing a file writes: the attempt's own,
+/// so that an attempt colliding with a stored file (the same id) can neither overwrite nor undo that
+/// file's warnings, and readers see only the committed attempt's (named by its `FILEID#` item).
+fn warnings_prefix(file_id: &str, attempt: &str) -> String {
+    format!("WARNINGS#{file_id}#{attempt}#")
+}
+
+/// The sort key of the warning item whose first warning is the `first`-th of the file: zero-padded,
+/// so that key order is warning order.
+fn warning_sk(prefix: &str, first: u64) -> String {
+    format!("{prefix}{first:010}")
 }
 
 fn node_sk(id: &str) -> String {
@@ -139,6 +163,9 @@ pub(in crate::store) enum UndoEntry {
     CreatedEdge { source: String, kind: EdgeKind, target: String },
     /// A chunk the attempt writes: delete it and its postings.
     Chunk { id: String },
+    /// The warning items the attempt writes (every sort key starting with `prefix`, the attempt's
+    /// own): delete them.
+    Warnings { prefix: String },
 }
 
 impl UndoEntry {
@@ -163,6 +190,8 @@ impl UndoEntry {
 pub(in crate::store) struct Attempt {
     project: String,
     file_id: String,
+    /// Where this attempt's warning items are ([`warnings_prefix`]).
+    warnings_prefix: String,
     entries: std::sync::Mutex<Vec<UndoEntry>>,
     log_items: std::sync::atomic::AtomicU32,
 }
@@ -172,6 +201,7 @@ impl Attempt {
         Attempt {
             project: record.project_id.clone(),
             file_id: record.id.clone(),
+            warnings_prefix: warnings_prefix(&record.id, &uuid::Uuid::new_v4().simple().to_string()),
             entries: std::sync::Mutex::new(Vec::new()),
             log_items: std::sync::atomic::AtomicU32::new(0),
         }
@@ -196,6 +226,8 @@ pub(in crate::store) struct Written {
     delta: GraphDelta,
     documents: u64,
     tokens: u64,
+    /// The file's warnings, all written.
+    warnings: u64,
 }
 
 /// A node as stored, with its revision (bumped by every write) and its last writer (a file id).
@@ -468,6 +500,16 @@ impl DynamoStore {
         self.batch_write(postings).await?;
         self.batch_write(chunk_keys.into_iter().map(Self::delete_request).collect::<Result<_, _>>()?).await?;
 
+        // Warning items: the attempt's own prefix holds no one else's.
+        for entry in entries {
+            if let UndoEntry::Warnings { prefix } = entry {
+                let items = self.query_all(&project_pk(project), Some(prefix)).await?;
+                let deletes =
+                    items.iter().map(|item| Self::delete_request(key(project_pk(project), text(item, "sk")?))).collect::<Result<_, _>>()?;
+                self.batch_write(deletes).await?;
+            }
+        }
+
         // Edges: both items, while this writer wrote them.
         let mut edge_deletes = Vec::new();
         for entry in entries {
@@ -637,6 +679,9 @@ impl DynamoStore {
             target: edge.target.clone(),
         }));
         entries.extend(graph.chunks.iter().map(|indexed| UndoEntry::Chunk { id: indexed.chunk.id.clone() }));
+        if !record.warnings.is_empty() {
+            entries.push(UndoEntry::Warnings { prefix: attempt.warnings_prefix.clone() });
+        }
         self.log(attempt, entries).await?;
 
         let mut delta = GraphDelta::default();
@@ -680,7 +725,81 @@ impl DynamoStore {
         }
         self.batch_write(chunk_puts).await?;
         self.batch_write(posting_puts).await?;
-        Ok(Written { delta, documents: graph.chunks.len() as u64, tokens })
+        self.write_warnings(attempt, &record.warnings).await?;
+        Ok(Written { delta, documents: graph.chunks.len() as u64, tokens, warnings: record.warnings.len() as u64 })
+    }
+
+    /// Writes a file's warnings, in order, packed many to an item (at most [`WARNINGS_PER_ITEM`], and
+    /// [`WARNING_ITEM_BYTES`] of JSON), under the attempt's own prefix; each item says which warning
+    /// it starts with (`first`) and how many it holds (`count`).
+    async fn write_warnings(&self, attempt: &Attempt, warnings: &[IngestWarning]) -> Result<(), StoreError> {
+        let mut puts = Vec::new();
+        let mut pack = |first: usize, packed: &[String]| -> Result<(), StoreError> {
+            let mut item = key(project_pk(&attempt.project), warning_sk(&attempt.warnings_prefix, first as u64));
+            item.insert("warnings".to_owned(), s(format!("[{}]", packed.join(","))));
+            item.insert("first".to_owned(), n(first));
+            item.insert("count".to_owned(), n(packed.len()));
+            puts.push(Self::put_request(item)?);
+            Ok(())
+        };
+        let (mut first, mut packed, mut size) = (0, Vec::new(), 0);
+        for (index, warning) in warnings.iter().enumerate() {
+            let json = to_json(warning)?;
+            if !packed.is_empty() && (packed.len() == WARNINGS_PER_ITEM || size + json.len() > WARNING_ITEM_BYTES) {
+                pack(first, &packed)?;
+                (first, size) = (index, 0);
+                packed.clear();
+            }
+            size += json.len() + 1;
+            packed.push(json);
+        }
+        if !packed.is_empty() {
+            pack(first, &packed)?;
+        }
+        self.batch_write(puts).await
+    }
+
+    /// The `FILEID#` item of a stored file, if the project holds it.
+    async fn file_entry(&self, project: &str, file_id: &str) -> Result<Option<Item>, StoreError> {
+        // Ids that cannot be keys were never stored.
+        if file_id.is_empty() || file_id.len() > MAX_ID_BYTES || project.is_empty() || project.len() > MAX_PROJECT_BYTES {
+            return Ok(None);
+        }
+        self.get(&project_pk(project), &file_id_sk(file_id)).await
+    }
+
+    /// The warning items holding the `offset`-th to the `last`-th warnings under `prefix`: read from
+    /// the one holding `last` back to the one holding `offset`, then put in order.
+    async fn warning_items(&self, project: &str, prefix: &str, offset: u64, last: u64) -> Result<Vec<Item>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(project_pk(project)))
+            .expression_attribute_values(":from", s(warning_sk(prefix, 0)))
+            .expression_attribute_values(":to", s(warning_sk(prefix, last)))
+            .scan_index_forward(false)
+            .limit(WARNING_ITEMS_PER_QUERY);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = query.clone().set_exclusive_start_key(start).send().await.map_err(classify)?;
+            for item in page.items.unwrap_or_default() {
+                let first = number(&item, "first")?;
+                items.push(item);
+                if u64::try_from(first).map_err(|_| corrupt("warning item `first`"))? <= offset {
+                    items.reverse();
+                    return Ok(items);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                items.reverse();
+                return Ok(items);
+            }
+        }
     }
 
     /// Writes one node merged into what is stored, conditionally on the stored revision (or on
@@ -802,6 +921,7 @@ impl DynamoStore {
             .item("gsi1pk", s(FILES_INDEX_PK))
             .item("gsi1sk", s(&sort))
             .item("file", s(to_json(record)?))
+            .item("warnings_total", n(written.warnings))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(internal)?;
@@ -819,6 +939,17 @@ impl DynamoStore {
             .build()
             .map_err(internal)?;
         actions.push(TransactWriteItem::builder().update(guard).build());
+        let by_id = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(project_pk(project)))
+            .item("sk", s(file_id_sk(&record.id)))
+            .item("filename", s(&record.filename))
+            .item("warnings_total", n(written.warnings))
+            .item("warnings", s(&attempt.warnings_prefix))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(internal)?;
+        actions.push(TransactWriteItem::builder().put(by_id).build());
         let increments = written.delta.counter_increments();
         let mut counters = Update::builder().table_name(&self.table).key("pk", s(COUNTERS_PK)).key("sk", s(GRAPH_COUNTERS_SK));
         let mut expression = Vec::new();
@@ -891,6 +1022,9 @@ impl DynamoStore {
                     "the claim on file {}'s content was taken over by a later attempt (this one was presumed dead)",
                     record.id
                 )));
+            }
+            if refused(2) {
+                return Err(StoreError::Internal(anyhow!("file id {} is already stored in project {project}", record.id)));
             }
             // A concurrent commit touched the counters: try again.
             back_off(round).await;
@@ -975,7 +1109,8 @@ impl LineageStore for DynamoStore {
         }
         let attempt = Attempt::new(&record);
         let stored = async {
-            let written = self.write_items(&attempt, &record, graph).await?;
+            // Every warning is written; the record lists the first ones.
+            let written = self.write_items(&attempt, file, graph).await?;
             let record = stored_record(&record, &written.delta);
             self.commit(&attempt, &record, &written).await?;
             Ok::<_, StoreError>(StoredFile::Stored {
@@ -990,7 +1125,7 @@ impl LineageStore for DynamoStore {
         stored
     }
 
-    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<FileRecord>, StoreError> {
+    async fn list_files(&self, project: Option<&str>, limit: usize) -> Result<Vec<ListedFile>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -998,7 +1133,37 @@ impl LineageStore for DynamoStore {
             Some(project) => self.newest_with_prefix(&project_pk(project), "FILE#", limit).await?,
             None => self.newest_in(true, FILES_INDEX_PK, limit).await?,
         };
-        items.iter().take(limit).map(|item| from_json(item, "file")).collect()
+        items
+            .iter()
+            .take(limit)
+            .map(|item| {
+                let record: FileRecord = from_json(item, "file")?;
+                // A record stored before every warning was kept has no total: its list is all it has.
+                let warnings_total = match item.get("warnings_total") {
+                    Some(_) => u64::try_from(number(item, "warnings_total")?).map_err(|_| corrupt("file `warnings_total`"))?,
+                    None => record.warnings.len() as u64,
+                };
+                Ok(ListedFile { record, warnings_total })
+            })
+            .collect()
+    }
+
+    async fn file_warnings(&self, project: &str, file_id: &str, offset: u64, limit: usize) -> Result<Option<WarningPage>, StoreError> {
+        let Some(entry) = self.file_entry(project, file_id).await? else { return Ok(None) };
+        let filename = text(&entry, "filename")?.to_owned();
+        let total = u64::try_from(number(&entry, "warnings_total")?).map_err(|_| corrupt("file `warnings_total`"))?;
+        let mut warnings = Vec::new();
+        if limit > 0 && offset < total {
+            let last = offset.saturating_add(limit as u64 - 1).min(total - 1);
+            for item in self.warning_items(project, text(&entry, "warnings")?, offset, last).await? {
+                let first = u64::try_from(number(&item, "first")?).map_err(|_| corrupt("warning item `first`"))?;
+                let packed: Vec<IngestWarning> = from_json(&item, "warnings")?;
+                let skip = offset.saturating_sub(first) as usize;
+                let take = (last + 1).saturating_sub(first.max(offset)) as usize;
+                warnings.extend(packed.into_iter().skip(skip).take(take));
+            }
+        }
+        Ok(Some(WarningPage { filename, total, warnings }))
     }
 
     async fn object_index(&self, project: &str) -> Result<Vec<(String, NodeKind)>, StoreError> {

@@ -15,9 +15,11 @@
 //! | Connection | `CONNECTION` | `<connection id>` | `client_ip`, `connected_at` (ms), `expires_at` (TTL), `acknowledged` |
 //! | Connection by address | `CONNECTION_IP#<ip>` | `<connection id>` | `expires_at` (TTL) |
 //! | Connections per address | `CONNECTION_COUNT#<ip>` | `COUNT` | `live`, `expires_at` (TTL) |
-//! | Ingested file | `PROJECT#<project>` | `FILE#<ingested ms, 13 digits>#<file id>` | `file` (JSON), `gsi1pk` = `FILE`, `gsi1sk` = `<ingested ms, 13 digits>#<file id>` |
+//! | Ingested file | `PROJECT#<project>` | `FILE#<ingested ms, 13 digits>#<file id>` | `file` (JSON, with the first 100 warnings), `warnings_total`, `gsi1pk` = `FILE`, `gsi1sk` = `<ingested ms, 13 digits>#<file id>` |
+//! | File by id | `PROJECT#<project>` | `FILEID#<file id>` | `filename`, `warnings_total`, `warnings` (the sort key prefix of its warning items) |
+//! | File warnings | `PROJECT#<project>` | `WARNINGS#<file id>#<attempt>#<first, 10 digits>` | `warnings` (JSON: up to 1,000 `{line, message}`, about 200 KB at most), `first` (the file's index of the first), `count` |
 //! | Content claim | `PROJECT#<project>` | `HASH#<sha-256>` | `state` (`pending`, `complete`), `file_id`, `started_at` (ms), `orphans` (string set: file ids whose writes are still to be undone) |
-//! | Undo log | `PROJECT#<project>` | `UNDO#<file id>#<n, 5 digits>` | `entries` (JSON: nodes created; nodes replaced, with their old value and writer; edges created; chunks written) |
+//! | Undo log | `PROJECT#<project>` | `UNDO#<file id>#<n, 5 digits>` | `entries` (JSON: nodes created; nodes replaced, with their old value and writer; edges created; chunks written; the prefix of the warning items written) |
 //! | Node | `GRAPH#<project>` | `NODE#<node id>` | `node` (JSON), `kind`, `rev` (bumped by every write), `writer` (the file id that wrote it last) |
 //! | Object index | `GRAPH#<project>` | `OBJECT#<node id>` | `kind`; one per node that is not a column |
 //! | Edge, outgoing | `GRAPH#<project>` | `OUT#<source>\|<KIND>\|<target>` | `edge` (JSON), `writer` |
@@ -51,14 +53,19 @@
 //!   2. *Plan*: the file's nodes and outgoing edge items are read (`BatchGetItem`, strongly
 //!      consistent) and merged by the rules of [`LineageStore`].
 //!   3. *Log*: the undo entries (every node to be replaced with its old value and writer, the ids of
-//!      nodes, edges and chunks to be created) are put in `UNDO#` items before any of those writes.
+//!      nodes, edges and chunks to be created, the prefix of the warning items) are put in `UNDO#`
+//!      items before any of those writes.
 //!   4. *Write*, 16 requests in flight: a new node by a put conditional on `attribute_not_exists`, a
 //!      replaced one by a put conditional on the `rev` that was read (with its `OBJECT#` item in a
 //!      two-item transaction when its kind changes); an edge by a conditional put of its `OUT#` item,
-//!      then its `IN#` item; chunks, then their postings, by `BatchWriteItem` (unprocessed items
-//!      retried).
+//!      then its `IN#` item; chunks, then their postings, then the warnings, by `BatchWriteItem`
+//!      (unprocessed items retried). Every warning is kept, packed in order into `WARNINGS#` items of
+//!      up to 1,000 and about 200 KB (100,000 warnings of 300 bytes are about 170 items, seven
+//!      requests), under a prefix of this attempt's own (a random id), so that an attempt colliding
+//!      with a stored file's id can neither overwrite nor undo that file's warnings.
 //!   5. *Commit*, one `TransactWriteItems`: the file record (`attribute_not_exists`), the claim set
-//!      `complete` (on the condition that it is still `pending` and this file's), the graph counters
+//!      `complete` (on the condition that it is still `pending` and this file's), the `FILEID#` item
+//!      naming the attempt's warning prefix (`attribute_not_exists`: a file id is stored once), the graph counters
 //!      `ADD`ed (new nodes and edges by kind, kinds moved by replacements, one file), the project's
 //!      search figures `ADD`ed, and the undo log deleted. Counts therefore never include a file that
 //!      did not commit. A conflict with another commit on the counters is retried.
@@ -90,6 +97,12 @@
 //!   edge); ids longer than 900 bytes (project ids 1,024) are refused before anything is written.
 //! * **Files**: one project's by a `Query` of `begins_with(sk, "FILE#")` newest first; all projects'
 //!   on the `by_type` index (`FILE`), newest first, eventually consistent. Both stop at the limit.
+//!   A record written before every warning was kept has no `warnings_total`: its list is all it has.
+//! * **A file's warnings**: its `FILEID#` item (one `GetItem`) gives the name, the total and the
+//!   prefix of the committed attempt's warning items (an abandoned attempt's are never read); a page
+//!   is one `Query` of `sk BETWEEN <prefix>0000000000 AND <prefix><last wanted>`, newest first, a few
+//!   items at a time, stopping at the item that holds the first wanted. Files stored before the
+//!   `FILEID#` items existed are not found there (their at most 101 warnings are in their record).
 //! * **Search**: every posting of each query term (all pages, strongly consistent) is read; a term's
 //!   document frequency is its number of postings, and each chunk's BM25 score is the sum of
 //!   `Corpus::term_score` (k1 = 1.2, b = 0.75) against the project's search figures. The best `limit`
@@ -138,11 +151,13 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::merge::{GraphDelta, fold_edges, fold_nodes, merge_node, stored_record, validate};
 use super::{
     ActivityStore, Admission, CHAT_SESSION_TTL, ChatStore, ConnectionPage, ConnectionRecord, ConnectionStore, Direction, GraphCounts,
-    LineageStore, ListedConnection, SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth,
+    LineageStore, ListedConnection, ListedFile, SearchHit, SnapshotStore, StatsSnapshot, StoreError, StoreHealth, WarningPage,
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::chat::Turn;
-use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, NodeKind, StoredFile, search};
+use crate::lineage::{
+    Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, IngestWarning, NodeKind, StoredFile, search,
+};
 use crate::realtime::ConnectionId;
 
 /// Events per transaction: DynamoDB allows 100 actions, one of which is the counters update.
