@@ -212,7 +212,7 @@ fn kind_name(kind: NodeKind) -> &'static str {
         NodeKind::Column => "column",
         NodeKind::FunctionOrProcedure => "function or procedure",
         NodeKind::External => "external object",
-        NodeKind::Query => "query",
+        NodeKind::Query => "standalone query",
     }
 }
 
@@ -221,6 +221,7 @@ fn plural(kind: NodeKind, count: u64) -> String {
     match (count, kind) {
         (1, _) => name.to_owned(),
         (_, NodeKind::FunctionOrProcedure) => "functions or procedures".to_owned(),
+        (_, NodeKind::Query) => "standalone queries".to_owned(),
         _ => format!("{name}s"),
     }
 }

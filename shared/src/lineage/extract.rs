@@ -486,16 +486,13 @@ pub struct Extractor<'a> {
     /// A body in a procedural language (PL/pgSQL, Snowflake Scripting, MySQL): `SELECT … INTO x`
     /// fills variables there, not a table.
     pub procedural: bool,
-    /// The name a trigger's rows go by in this body (`inserted`, `deleted`, `new`, `old`): replaced
-    /// by [`Extractor::row_transient`] when the routine is read.
-    pub trigger: bool,
     /// Tables an `OUTPUT … INTO t (x, y)` fills: not calls, though they read like one.
     output_targets: Vec<String>,
 }
 
 impl<'a> Extractor<'a> {
     pub fn new(facts: &'a mut Facts, line: u32) -> Self {
-        Extractor { facts, routine: None, line, recovered: false, procedural: false, trigger: false, output_targets: Vec::new() }
+        Extractor { facts, routine: None, line, recovered: false, procedural: false, output_targets: Vec::new() }
     }
 
     fn link(&mut self, kind: EdgeKind, source: Ref, target: Ref) {
@@ -526,7 +523,7 @@ impl<'a> Extractor<'a> {
                 summary(if view.materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" }, Some(name))
             }
             Statement::Insert(insert) => {
-                let target = self.insert(insert, text);
+                let target = self.insert(insert);
                 if let Some(target) = &target {
                     self.output_into(insert.output.as_ref(), target, &[]);
                 }
@@ -1071,7 +1068,7 @@ impl<'a> Extractor<'a> {
         self.calls_in(query, Ref::Object(name.clone()));
     }
 
-    fn insert(&mut self, insert: &Insert, text: &str) -> Option<Name> {
+    fn insert(&mut self, insert: &Insert) -> Option<Name> {
         if insert.multi_table_insert_type.is_some() {
             return self.multi_table_insert(insert);
         }
@@ -1083,7 +1080,6 @@ impl<'a> Extractor<'a> {
             // `INSERT … SET a = 1` (MySQL): written, from nothing.
             None => self.writes(&target, BTreeSet::new()),
         }
-        let _ = text;
         Some(target)
     }
 
@@ -1786,7 +1782,7 @@ fn computed_expression(expr: &Expr, sources: &[(String, Source)]) -> Option<Stri
             for parts in identifiers.found.iter().take(8) {
                 let reference = match parts.as_slice() {
                     [name] => Expr::Identifier(sqlparser::ast::Ident::new(name)),
-                    _ => Expr::CompoundIdentifier(parts.iter().map(|part| sqlparser::ast::Ident::new(part)).collect()),
+                    _ => Expr::CompoundIdentifier(parts.iter().map(sqlparser::ast::Ident::new).collect()),
                 };
                 let name = parts.last().cloned().unwrap_or_default();
                 if let Some(inner) = computed_expression(&reference, sources)

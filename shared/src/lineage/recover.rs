@@ -414,8 +414,8 @@ impl Reader<'_> {
             "RENAME" => {
                 cursor.at += 1;
                 cursor.eat_any(&["TABLE", "VIEW"]);
-                loop {
-                    let (Some(from), true, Some(to)) = (cursor.name(), cursor.eat("TO"), cursor.name()) else { break };
+                // `RENAME TABLE a TO b, c TO d`.
+                while let (Some(from), true, Some(to)) = (cursor.name(), cursor.eat("TO"), cursor.name()) {
                     extractor.rename(Name::from_parts(&from), Some(Name::from_parts(&to)));
                     if !cursor.eat_token(&Token::Comma) {
                         break;
@@ -1419,8 +1419,11 @@ impl Reader<'_> {
                     // A table function: a call, not a table.
                     let certain = name.is_qualified();
                     self.calls.borrow_mut().push((name, certain));
-                } else if !(parts.len() == 1 && ctes.contains(&name.key)) && !name.is_system() && !is_clause_word(&tokens[index].token) {
-                    tables.insert(name);
+                } else {
+                    let is_cte = parts.len() == 1 && ctes.contains(&name.key);
+                    if !(is_cte || name.is_system() || is_clause_word(&tokens[index].token)) {
+                        tables.insert(name);
+                    }
                 }
             } else {
                 return cursor.at;

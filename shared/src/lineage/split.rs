@@ -237,7 +237,7 @@ fn cut(text: &str, all_tokens: &[TokenWithSpan], first_line: u32, dialect: Diale
     let map = SourceMap::new(text, 1);
     let tokens: Vec<TokenWithSpan> = all_tokens.iter().filter(|token| !is_trivia(&token.token)).cloned().collect();
     let ranges = if dialect.has_go_batches() {
-        if starts_routine(&tokens) { vec![0..tokens.len()] } else { tsql_statements(&tokens) }
+        if starts_routine(&tokens) { std::iter::once(0..tokens.len()).collect() } else { tsql_statements(&tokens) }
     } else {
         semicolon_statements(&tokens)
     };

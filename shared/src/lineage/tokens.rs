@@ -118,14 +118,9 @@ impl<'t> Cursor<'t> {
     pub fn name(&mut self) -> Option<Vec<String>> {
         let start = self.at;
         let mut parts = Vec::new();
-        loop {
-            match self.peek(0) {
-                Some(Token::Word(word)) => {
-                    parts.push(word.value.clone());
-                    self.at += 1;
-                }
-                _ => break,
-            }
+        while let Some(Token::Word(word)) = self.peek(0) {
+            parts.push(word.value.clone());
+            self.at += 1;
             if self.peek(0) != Some(&Token::Period) {
                 break;
             }
