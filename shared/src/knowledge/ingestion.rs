@@ -561,6 +561,9 @@ async fn load_catalog(state: &AppState, project: &str, files: &[(&str, &ParsedFi
     let objects = state.stores.lineage.object_index(project).await?;
     let mut catalog = Catalog::new(objects.clone(), HashMap::new());
     let mut referenced = BTreeSet::new();
+    // Objects whose columns are needed in order (an INSERT without a column list fills them by
+    // position; a `*` expands to them).
+    let mut ordered = BTreeSet::new();
     let mut note = |name: &Name| {
         referenced.insert(catalog.resolve(name));
     };
@@ -576,10 +579,15 @@ async fn load_catalog(state: &AppState, project: &str, files: &[(&str, &ParsedFi
         }
         for wildcard in &parsed.facts.wildcards {
             note(&wildcard.source);
+            ordered.insert(catalog.resolve(&wildcard.source));
         }
         for positional in &parsed.facts.positional {
             note(&positional.target);
-            positional.outputs.iter().filter_map(|output| output.wildcard.as_ref()).for_each(&mut note);
+            ordered.insert(catalog.resolve(&positional.target));
+            for source in positional.outputs.iter().filter_map(|output| output.wildcard.as_ref()) {
+                note(source);
+                ordered.insert(catalog.resolve(source));
+            }
         }
     }
     if referenced.is_empty() {
@@ -592,6 +600,16 @@ async fn load_catalog(state: &AppState, project: &str, files: &[(&str, &ParsedFi
             && let Some((_, column)) = edge.target.rsplit_once('#')
         {
             columns.entry(edge.source.clone()).or_default().push(column.to_owned());
+        }
+    }
+    // The edges come in no particular order: a defined object's node lists its columns as declared.
+    let ordered: Vec<String> = ordered.into_iter().collect();
+    for node in state.stores.lineage.get_nodes(project, &ordered).await? {
+        if let Some(declared) = node.properties.get("columns").and_then(|columns| columns.as_array()) {
+            let declared: Vec<String> = declared.iter().filter_map(|column| column.as_str()).map(str::to_lowercase).collect();
+            let known = columns.entry(node.id.clone()).or_default();
+            let extra: Vec<String> = known.iter().filter(|column| !declared.contains(column)).cloned().collect();
+            *known = declared.into_iter().chain(extra).collect();
         }
     }
     catalog = Catalog::new(objects, columns);
