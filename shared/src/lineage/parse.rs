@@ -152,10 +152,11 @@ impl Reader {
         facts: &mut Facts,
         warnings: &mut Vec<IngestWarning>,
     ) -> Result<Option<StatementSummary>, FileError> {
-        let Some(tokens) = tokens::significant(text, self.dialect, line) else {
+        let Some(all_tokens) = tokens::tokenize(text, self.dialect, line) else {
             warnings.push(IngestWarning { line, message: "statement skipped: it cannot be tokenized".to_owned() });
             return Ok(None);
         };
+        let tokens = tokens::without_trivia(&all_tokens);
         if context.depth < MAX_ROUTINE_DEPTH
             && let Some(routine) = routine::read(&tokens, text, self.dialect)
         {
@@ -170,7 +171,9 @@ impl Reader {
         } else if operators > split::MAX_OPERATORS {
             format!("more than {} operators", split::MAX_OPERATORS)
         } else {
-            match self.parse(text) {
+            // The tokens go to the parser (their lines are the file's, so an error names the file's
+            // line); the significant ones stay for the recovering path.
+            match self.parse(text, all_tokens) {
                 Ok(statements) => {
                     let mut summary = None;
                     for statement in &statements {
@@ -180,12 +183,7 @@ impl Reader {
                     return Ok(Some(summary.unwrap_or_else(|| StatementSummary { kind: first_word(text), object: None })));
                 }
                 Err(ParserError::RecursionLimitExceeded) => format!("nested deeper than {} levels", limits::MAX_NESTING),
-                Err(error) => {
-                    let message = error.to_string();
-                    let message = message.trim_start_matches("sql parser error: ");
-                    let at = error_line(&error, line);
-                    if at != line { format!("{message} (line {at})") } else { message.to_owned() }
-                }
+                Err(error) => error.to_string().trim_start_matches("sql parser error: ").to_owned(),
             }
         };
         match recover(&tokens, text, self.dialect, &mut extractor) {
@@ -287,7 +285,8 @@ impl Reader {
         let operators = tokens.iter().filter(|token| split::is_operator(&token.token)).count();
         if !expression.is_empty() && operators <= split::MAX_OPERATORS && expression.len() <= limits::MAX_STATEMENT_BYTES {
             let query = format!("SELECT {expression}");
-            if let Ok(statements) = self.parse(&query)
+            if let Some(query_tokens) = tokens::tokenize(&query, self.dialect, line)
+                && let Ok(statements) = self.parse(&query, query_tokens)
                 && let [sqlparser::ast::Statement::Query(query)] = statements.as_slice()
             {
                 extractor.expression_reads(query, text);
@@ -297,18 +296,27 @@ impl Reader {
         recover::condition(&tokens, text, self.dialect, &mut extractor);
     }
 
-    /// Parses one statement's text (several, for T-SQL without `;`), in the file's dialect, then in
-    /// the generic one if the dialect was only detected.
-    fn parse(&self, text: &str) -> Result<Vec<sqlparser::ast::Statement>, ParserError> {
-        let parse = |dialect: &dyn sqlparser::dialect::Dialect| {
+    /// Parses one statement (several, for T-SQL without `;`) from its tokens in the file's dialect,
+    /// then from its text in the generic one if the dialect was only detected.
+    fn parse(&self, text: &str, tokens: Vec<sqlparser::tokenizer::TokenWithSpan>) -> Result<Vec<sqlparser::ast::Statement>, ParserError> {
+        let options = || {
             let options = ParserOptions::new().with_trailing_commas(false);
-            let options = ParserOptions { require_semicolon_stmt_delimiter: self.dialect != Dialect::TSql, ..options };
-            Parser::new(dialect).with_options(options).with_recursion_limit(limits::MAX_NESTING).try_with_sql(text)?.parse_statements()
+            ParserOptions { require_semicolon_stmt_delimiter: self.dialect != Dialect::TSql, ..options }
         };
-        parse(&*self.parser).or_else(|error| match &self.fallback {
-            Some(generic) => parse(&**generic).map_err(|_| error),
-            None => Err(error),
-        })
+        Parser::new(&*self.parser)
+            .with_options(options())
+            .with_recursion_limit(limits::MAX_NESTING)
+            .with_tokens_with_locations(tokens)
+            .parse_statements()
+            .or_else(|error| match &self.fallback {
+                Some(generic) => Parser::new(&**generic)
+                    .with_options(options())
+                    .with_recursion_limit(limits::MAX_NESTING)
+                    .try_with_sql(text)
+                    .and_then(|mut parser| parser.parse_statements())
+                    .map_err(|_| error),
+                None => Err(error),
+            })
     }
 }
 
@@ -318,15 +326,6 @@ const ROW_NAMES: &[&str] = &["inserted", "deleted", "new", "old"];
 /// The transient standing for the rows of the trigger (or trigger function) `routine`.
 fn row_transient(routine: &Name) -> Name {
     Name::transient(&format!("rows:{}", routine.base()))
-}
-
-/// The file line an error points at: its `Line: N` is relative to the statement.
-fn error_line(error: &ParserError, start_line: u32) -> u32 {
-    let text = error.to_string();
-    text.rfind("Line: ")
-        .and_then(|at| text[at + 6..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<u32>().ok())
-        .map(|relative| start_line + relative.saturating_sub(1))
-        .unwrap_or(start_line)
 }
 
 fn first_word(text: &str) -> String {

@@ -145,11 +145,9 @@ const NO_LINEAGE_OBJECTS: &[&str] = &[
     "USER",
     "LOGIN",
     "STATISTICS",
-    "SYNONYM",
     "STAGE",
     "FILE",
     "WAREHOUSE",
-    "STREAM",
     "TASK",
     "PIPE",
     "CAST",
@@ -194,6 +192,13 @@ const NO_LINEAGE_OBJECTS: &[&str] = &[
     "RESOURCE",
     "WORKLOAD",
     "EXTERNAL",
+    "DICTIONARY",
+    "MODEL",
+    "SNAPSHOT",
+    "ALERT",
+    "NOTEBOOK",
+    "REPLICATION",
+    "SHARE",
 ];
 
 /// What `CREATE` can make (and the words that may come before it), where skipping options stops.
@@ -437,7 +442,20 @@ impl Reader<'_> {
                     _ => Recovery::NoLineage("EXECUTE".to_owned()),
                 }
             }
-            "IF" | "WHILE" | "ELSIF" | "ELSEIF" | "UNTIL" | "CASE" => {
+            // DuckDB's `PIVOT t ON …`, `UNPIVOT t ON …`, `SUMMARIZE t`: read their table.
+            "PIVOT" | "UNPIVOT" | "SUMMARIZE" => {
+                cursor.at += 1;
+                cursor.eat("TABLE");
+                let mut sources = match (string_value(cursor.peek(0)), cursor.name()) {
+                    (Some(path), _) => BTreeSet::from([Name::path(&path)]),
+                    (None, Some(parts)) => BTreeSet::from([Name::from_parts(&parts)]),
+                    (None, None) => BTreeSet::new(),
+                };
+                sources.extend(self.tables_read(0..self.tokens.len(), &self.cte_names(0)));
+                extractor.reads(sources, self.text, &verb);
+                summary(&verb, None)
+            }
+            "IF" | "WHILE" | "ELSIF" | "ELSEIF" | "UNTIL" | "CASE" | "FOR" | "LOOP" | "REPEAT" => {
                 // A condition: a routine reads what it names; the script's guards are housekeeping.
                 let reads = self.tables_read(1..self.tokens.len(), &BTreeSet::new());
                 if extractor.routine.is_some() {
@@ -465,14 +483,14 @@ impl Reader<'_> {
     fn create(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
         cursor.at += 1;
         if cursor.eat("OR") {
-            cursor.eat_any(&["REPLACE", "ALTER"]);
+            cursor.eat_any(&["REPLACE", "ALTER", "REFRESH"]);
         }
         let mut temporary = false;
         let mut materialized = false;
         loop {
             match cursor.peek(0) {
-                Some(word) if is_any_word(word, &["TEMP", "TEMPORARY", "VOLATILE", "GLOBAL", "LOCAL"]) => {
-                    temporary |= !is_any_word(word, &["GLOBAL", "LOCAL"]);
+                Some(word) if is_any_word(word, &["TEMP", "TEMPORARY", "VOLATILE", "GLOBAL", "LOCAL", "SCOPED"]) => {
+                    temporary |= !is_any_word(word, &["GLOBAL", "LOCAL", "SCOPED"]);
                     cursor.at += 1;
                 }
                 Some(word) if is_word(word, "MATERIALIZED") => {
@@ -480,7 +498,22 @@ impl Reader<'_> {
                     cursor.at += 1;
                 }
                 Some(word)
-                    if is_any_word(word, &["TRANSIENT", "MULTISET", "UNLOGGED", "SECURE", "RECURSIVE", "DYNAMIC", "ICEBERG", "HYBRID"]) =>
+                    if is_any_word(
+                        word,
+                        &[
+                            "TRANSIENT",
+                            "MULTISET",
+                            "UNLOGGED",
+                            "SECURE",
+                            "RECURSIVE",
+                            "DYNAMIC",
+                            "ICEBERG",
+                            "HYBRID",
+                            "STREAMING",
+                            "INTERACTIVE",
+                            "LIVE",
+                        ],
+                    ) =>
                 {
                     cursor.at += 1
                 }
@@ -856,6 +889,10 @@ impl Reader<'_> {
         cursor.eat("TABLE");
         let Some(parts) = cursor.name() else { return Recovery::Unknown };
         let target = Name::from_parts(&parts);
+        // SQLite's and PostgreSQL's `INSERT INTO t AS alias`.
+        if cursor.eat("AS") {
+            cursor.at += 1;
+        }
         if cursor.eat("PARTITION") {
             cursor.skip_group();
         }
@@ -1124,17 +1161,46 @@ impl Reader<'_> {
     fn copy(&mut self, mut cursor: Cursor, extractor: &mut Extractor) -> Recovery {
         cursor.at += 1;
         let into = cursor.eat("INTO");
-        let target = match string_value(cursor.peek(0)) {
-            Some(path) => {
+        // `COPY (query) TO 'file'`: an extract.
+        if !into && let Some(open) = cursor.skip_group() {
+            let close = cursor.at;
+            if cursor.eat("TO")
+                && let Some(path) = string_value(cursor.peek(0))
+            {
+                let path = Name::path(&path);
+                let sources = self.tables_read(open..close, &self.cte_names(open));
+                extractor.writes(&path, sources);
+                return summary("COPY", Some(path));
+            }
+            return Recovery::Unknown;
+        }
+        let target = match (string_value(cursor.peek(0)), cursor.peek(0)) {
+            (Some(path), _) => {
                 cursor.at += 1;
                 Some(Name::path(&path))
             }
-            None => cursor.name().map(|parts| Name::from_parts(&parts)),
+            // Snowflake's stages: `COPY INTO @stage/path FROM …`.
+            (None, Some(Token::AtSign)) => {
+                let start = cursor.at;
+                while cursor
+                    .peek(0)
+                    .is_some_and(|token| !is_any_word(token, &["FROM", "FILE_FORMAT", "PARTITION"]) && *token != Token::LParen)
+                {
+                    cursor.at += 1;
+                }
+                Some(Name::path(&self.map.text_of(self.tokens, start..cursor.at).replace(' ', "")))
+            }
+            _ => cursor.name().map(|parts| Name::from_parts(&parts)),
         };
         let Some(target) = target else { return Recovery::Unknown };
         cursor.skip_group();
         let from = cursor.eat("FROM");
         if !from && !cursor.eat("TO") {
+            // `COPY INTO t FILE_FORMAT = …`: from the table's own stage.
+            if into {
+                extractor.writes(&target, BTreeSet::new());
+                return summary("COPY", Some(target));
+            }
             return Recovery::Unknown;
         }
         let other = match (string_value(cursor.peek(0)), cursor.peek(0)) {

@@ -221,7 +221,10 @@ fn body_start(cursor: &mut Cursor, tokens: &[TokenWithSpan], dialect: Dialect) -
                 // `@p AS int` (a T-SQL parameter's type) and `EXECUTE AS CALLER` are not the body.
                 let is_parameter_type = matches!(previous, Some(Token::Word(word)) if word.value.starts_with('@'));
                 let is_execute_as = previous.is_some_and(|previous| is_any_word(previous, &["EXECUTE", "EXEC"]));
-                if !is_parameter_type && !is_execute_as {
+                // A trigger's `REFERENCING OLD TABLE AS old_rows`.
+                let is_transition_name =
+                    previous.is_some_and(|previous| is_any_word(previous, &["TABLE", "ROW"])) && dialect != Dialect::TSql;
+                if !is_parameter_type && !is_execute_as && !is_transition_name {
                     cursor.at += 1;
                     return match cursor.peek(0) {
                         Some(Token::DollarQuotedString(body)) => {
@@ -285,6 +288,13 @@ fn tsql_body(tokens: &[TokenWithSpan], start: usize, map: &SourceMap) -> Vec<Bod
         })
         .collect()
 }
+
+/// Words a statement of a body begins with (anything else there is an expression).
+const STATEMENT_WORDS: &[&str] = &[
+    "SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE", "CALL", "COPY", "VALUES", "TABLE",
+    "REPLACE", "UPSERT", "EXEC", "EXECUTE", "GRANT", "REVOKE", "LOCK", "ANALYZE", "VACUUM", "REFRESH", "PUT", "GET", "UNLOAD", "USE",
+    "SHOW", "DESCRIBE", "EXPLAIN", "LET", "PIVOT", "UNPIVOT", "FROM", "COMMENT", "OPTIMIZE", "INTO",
+];
 
 /// Words that wrap statements in procedural languages, peeled off a statement's front.
 const BLOCK_WORDS: &[&str] = &["BEGIN", "LOOP", "REPEAT", "ELSE", "DO", "ATOMIC", "DECLARE", "THEN"];
@@ -457,6 +467,12 @@ fn peel(mut slice: &[TokenWithSpan], map: &SourceMap, block: &mut Block, stateme
     if slice.iter().take(8).any(|token| token.token == Token::Assignment)
         || (is_word(first, "SET") && !slice.get(1).is_some_and(|next| is_any_word(&next.token, &["TRANSACTION", "SESSION", "LOCAL"])))
     {
+        condition(slice, statements);
+        return;
+    }
+    // An expression, not a statement (a SQL function's `AS 'x * 2'`, a DuckDB macro's `AS a + b`):
+    // only what it reads.
+    if !is_any_word(first, STATEMENT_WORDS) && *first != Token::LParen {
         condition(slice, statements);
         return;
     }

@@ -9,23 +9,28 @@ use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace
 
 use super::dialect::Dialect;
 
-/// The tokens of `text` in `dialect` without spaces and comments, their locations shifted so that the
-/// text's first line is `first_line` of the file. `None` when the text cannot be tokenized.
-pub fn significant(text: &str, dialect: Dialect, first_line: u32) -> Option<Vec<TokenWithSpan>> {
+/// The tokens of `text` in `dialect`, spaces and comments included (the parser reads some syntax by
+/// them, Snowflake's stage paths among it), their locations shifted so that the text's first line is
+/// `first_line` of the file. `None` when the text cannot be tokenized.
+pub fn tokenize(text: &str, dialect: Dialect, first_line: u32) -> Option<Vec<TokenWithSpan>> {
     let parser_dialect = dialect.parser();
-    let tokens = Tokenizer::new(&*parser_dialect, text).tokenize_with_location().ok()?;
+    let mut tokens = Tokenizer::new(&*parser_dialect, text).tokenize_with_location().ok()?;
     let shift = first_line.saturating_sub(1) as u64;
-    Some(
-        tokens
-            .into_iter()
-            .filter(|token| !matches!(token.token, Token::Whitespace(_)))
-            .map(|mut token| {
-                token.span.start.line += shift;
-                token.span.end.line += shift;
-                token
-            })
-            .collect(),
-    )
+    for token in &mut tokens {
+        token.span.start.line += shift;
+        token.span.end.line += shift;
+    }
+    Some(tokens)
+}
+
+/// [`tokenize`] without spaces and comments.
+pub fn significant(text: &str, dialect: Dialect, first_line: u32) -> Option<Vec<TokenWithSpan>> {
+    Some(without_trivia(&tokenize(text, dialect, first_line)?))
+}
+
+/// The tokens that are not spaces or comments.
+pub fn without_trivia(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    tokens.iter().filter(|token| !is_trivia(&token.token)).cloned().collect()
 }
 
 /// Whether `token` is a space, a newline or a comment.
