@@ -14,14 +14,15 @@
 //! * [`chat`]: questions over the knowledge base in four modes, with titles and sessions.
 //! * [`restart`]: the [`Restarter`](restart::Restarter) trait the admin route drives.
 //! * [`telemetry`]: structured logging setup.
-//! * [`cloud`]: the Lambda host: the `@connections` broadcaster, the WebSocket events, the scheduled
-//!   stats ticks, restart through the Lambda API.
+//! * `cloud` (feature `cloud`, on by default): the Lambda host: the `@connections` broadcaster, the
+//!   WebSocket events, the scheduled stats ticks, restart through the Lambda API.
 //!
 //! A host (the socket node, or one Lambda function) builds an [`http::AppState`] from the environment,
 //! picks the routers it serves and runs them. No route knows which host runs it.
 
 pub mod activity;
 pub mod chat;
+#[cfg(feature = "cloud")]
 pub mod cloud;
 pub mod config;
 pub mod error;

@@ -851,10 +851,12 @@ async fn fresh_sqlite() -> Option<(Stores, tempfile::TempDir)> {
 }
 
 /// A fresh table on the local DynamoDB-compatible server named by `TRIBUTARY_TEST_DYNAMODB_ENDPOINT`.
+#[cfg(feature = "cloud")]
 async fn fresh_dynamodb() -> Option<(Stores, ())> {
     Some((Stores::dynamodb(fresh_dynamo_store().await?), ()))
 }
 
+#[cfg(feature = "cloud")]
 async fn fresh_dynamo_store() -> Option<super::DynamoStore> {
     let Ok(endpoint) = std::env::var("TRIBUTARY_TEST_DYNAMODB_ENDPOINT") else {
         assert!(
@@ -878,6 +880,7 @@ async fn fresh_dynamo_store() -> Option<super::DynamoStore> {
 }
 
 conformance_suite!(sqlite, fresh_sqlite());
+#[cfg(feature = "cloud")]
 conformance_suite!(dynamodb, fresh_dynamodb());
 
 /// Tests of one backend's own failure paths.
@@ -905,6 +908,7 @@ mod sqlite_only {
     }
 }
 
+#[cfg(feature = "cloud")]
 mod dynamodb_only {
     use super::*;
     use crate::store::dynamo::lineage::{Attempt, Claim};

@@ -8,6 +8,7 @@
 //! * counters (the activity metrics) are maintained at write time, never by scanning;
 //! * reads are bounded (`limit`), newest first.
 
+#[cfg(feature = "cloud")]
 mod dynamo;
 mod sqlite;
 
@@ -27,6 +28,7 @@ pub use crate::lineage::Direction;
 use crate::lineage::{Chunk, FileGraph, FileRecord, GraphEdge, GraphNode, IngestWarning, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
+#[cfg(feature = "cloud")]
 pub use dynamo::DynamoStore;
 pub use sqlite::SqliteStore;
 
@@ -510,6 +512,7 @@ impl Stores {
     }
 
     /// All stores served by one DynamoDB table.
+    #[cfg(feature = "cloud")]
     pub fn dynamodb(store: DynamoStore) -> Self {
         Stores::all_served_by(store)
     }
@@ -533,6 +536,7 @@ impl Stores {
     pub async fn open(settings: &crate::config::Settings) -> Result<Self, StoreError> {
         match settings.store {
             Backend::Sqlite => Ok(Stores::sqlite(SqliteStore::open(&settings.db_path)?)),
+            #[cfg(feature = "cloud")]
             Backend::Dynamodb => {
                 let store = DynamoStore::from_env(&settings.table).await;
                 if settings.create_table {
@@ -540,6 +544,8 @@ impl Stores {
                 }
                 Ok(Stores::dynamodb(store))
             }
+            #[cfg(not(feature = "cloud"))]
+            Backend::Dynamodb => Err(StoreError::Unavailable(anyhow::anyhow!("this build has no DynamoDB store (feature `cloud`)"))),
         }
     }
 }
