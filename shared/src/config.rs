@@ -121,6 +121,13 @@ pub struct Settings {
     #[arg(long, env = "WEBSOCKET_CALLBACK_URL")]
     pub websocket_callback_url: Option<String>,
 
+    /// The credential of the `@connections` API. On a socket node: what callers of its `@connections`
+    /// API must present (`Authorization: Bearer` or `X-API-Key`), besides the admin token; with
+    /// neither set, that API refuses every caller. On the functions: sent with every `@connections`
+    /// call, for a node as `WEBSOCKET_CALLBACK_URL` (API Gateway's own API needs none: it is signed).
+    #[arg(long, env = "CONNECTIONS_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub connections_token: Option<SecretString>,
+
     /// `@connections` posts in flight at once during a broadcast.
     #[arg(long, env = "BROADCAST_CONCURRENCY", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub broadcast_concurrency: u32,
@@ -278,6 +285,27 @@ impl Settings {
     pub fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_ref().map(|token| token.expose_secret()).filter(|token| !token.is_empty())
     }
+
+    /// Why these settings look like a node behind a reverse proxy with no admin token, if they do:
+    /// it trusts `X-Forwarded-For`, or gives frontends a WebSocket URL on a host that is not this
+    /// machine. Admin routes then rest on requests looking local, which a proxy on the same host
+    /// that adds no forwarding header defeats.
+    pub fn proxied_without_admin_token(&self) -> Option<&'static str> {
+        if self.admin_token().is_some() {
+            return None;
+        }
+        if self.trust_forwarded_for {
+            return Some("TRUST_FORWARDED_FOR is true");
+        }
+        let authority = self.public_websocket_url.as_deref()?.split_once("://")?.1.split(['/', '?', '#']).next()?;
+        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        (!is_loopback_host(host)).then_some("PUBLIC_WEBSOCKET_URL names a host that is not this machine")
+    }
+
+    /// The `@connections` credential, if one is configured (empty counts as none).
+    pub fn connections_token(&self) -> Option<&str> {
+        self.connections_token.as_ref().map(|token| token.expose_secret()).filter(|token| !token.is_empty())
+    }
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, String> {
@@ -427,6 +455,21 @@ mod tests {
         assert_eq!(ticks("7"), 8);
         assert_eq!(ticks("120"), 1);
         assert_eq!(Settings::from_args(["--stats-ticks", "2"]).unwrap().stats_ticks_per_run(), 2);
+    }
+
+    #[test]
+    fn a_proxied_setup_without_an_admin_token_is_named() {
+        let why = |args: &[&str]| Settings::from_args(args.iter().copied()).unwrap().proxied_without_admin_token();
+        assert_eq!(why(&[]), None, "a node on this machine alone");
+        assert_eq!(why(&["--public-websocket-url", "ws://localhost:8000/api/v1/ws/dashboard"]), None);
+        assert_eq!(why(&["--public-websocket-url", "ws://127.0.0.1:8000/ws/dashboard"]), None);
+        assert_eq!(why(&["--public-websocket-url", "ws://[::1]:8000/ws"]), None);
+        assert_eq!(why(&["--trust-forwarded-for", "true"]), Some("TRUST_FORWARDED_FOR is true"));
+        assert_eq!(
+            why(&["--public-websocket-url", "wss://lineage.example.com/api/v1/ws/dashboard"]),
+            Some("PUBLIC_WEBSOCKET_URL names a host that is not this machine")
+        );
+        assert_eq!(why(&["--trust-forwarded-for", "true", "--admin-token", "set"]), None, "the token closes the gap");
     }
 
     #[test]

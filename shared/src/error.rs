@@ -66,6 +66,9 @@ pub struct RenderedError {
     pub code: &'static str,
 }
 
+/// `Retry-After` of a 503 that names no better time: a store or a peer is expected back within seconds.
+pub const DEFAULT_RETRY_AFTER_SECONDS: &str = "5";
+
 /// An error a route answers with: a status, a code and a detail for the client, and the cause for
 /// the logs. Boxed, so `Result<T, ApiError>` stays small on the happy path.
 pub struct ApiError(Box<Details>);
@@ -252,6 +255,10 @@ impl IntoResponse for ApiError {
         for (name, value) in details.headers {
             response.headers_mut().append(name, value);
         }
+        // Every 503 says when to come back (the API reference promises it); a site that knows better sets its own.
+        if details.status == StatusCode::SERVICE_UNAVAILABLE && !response.headers().contains_key(http::header::RETRY_AFTER) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static(DEFAULT_RETRY_AFTER_SECONDS));
+        }
         response.extensions_mut().insert(RenderedError { code: details.code });
         response
     }
@@ -261,9 +268,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) => {
-                ApiError::unavailable("store", "store_unavailable", "the store is unavailable right now; retry shortly")
-                    .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("5"))
-                    .with_source(error)
+                ApiError::unavailable("store", "store_unavailable", "the store is unavailable right now; retry shortly").with_source(error)
             }
             StoreError::Corrupt(_) | StoreError::Internal(_) => ApiError::internal("store", error),
         }

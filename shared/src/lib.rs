@@ -13,7 +13,9 @@
 //! * [`knowledge`]: the knowledge base as a service: ingestion with live events, lineage walks, search.
 //! * [`chat`]: questions over the knowledge base in four modes, with titles and sessions.
 //! * [`restart`]: the [`Restarter`](restart::Restarter) trait the admin route drives.
+//! * [`similar`]: near names (bounded edit distances, "did you mean" lists).
 //! * [`telemetry`]: structured logging setup.
+//! * [`work`]: CPU-heavy request work off the async workers, bounded in concurrency.
 //! * `cloud` (feature `cloud`, on by default): the Lambda host: the `@connections` broadcaster, the
 //!   WebSocket events, the scheduled stats ticks, restart through the Lambda API.
 //!
@@ -31,10 +33,12 @@ pub mod knowledge;
 pub mod lineage;
 pub mod realtime;
 pub mod restart;
+pub mod similar;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod work;
 
 /// Every binary built on this library (the node, the functions, the CLI, the benchmarks) allocates
 /// with mimalloc: ingestion and JSON handling make many small, short-lived allocations, and glibc's

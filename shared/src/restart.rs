@@ -49,6 +49,7 @@ pub struct RestartUnsupported;
 impl Restarter for RestartUnsupported {
     async fn restart(&self, _requested_by: &str) -> Result<RestartPlan, ApiError> {
         Err(ApiError::new(http::StatusCode::NOT_IMPLEMENTED, "restart_unsupported", "this host cannot restart itself")
+            .with_component("restart")
             .with_hint("restart the process with your supervisor"))
     }
 }

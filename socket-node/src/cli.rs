@@ -23,9 +23,11 @@ pub struct Cli {
     #[arg(long, env = "RESTART_MODE", default_value = "exec")]
     pub restart_mode: RestartMode,
 
-    /// Messages waiting for one WebSocket client before it counts as too slow and is closed (1008).
-    #[arg(long, env = "WEBSOCKET_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub websocket_queue_capacity: u32,
+    /// Bytes of messages one WebSocket client may leave unread before it is closed (1008). Memory
+    /// protection only: a client is slow when a send to it waits past the send timeout, not when a
+    /// burst queues many messages.
+    #[arg(long, env = "WEBSOCKET_QUEUE_MAX_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(64 * 1024..=1024 * 1024 * 1024))]
+    pub websocket_queue_max_bytes: u64,
 
     /// Seconds one message may take to leave before the client counts as stalled and is closed (1008).
     #[arg(long, env = "WEBSOCKET_SEND_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
@@ -82,7 +84,7 @@ impl Cli {
         HubConfig {
             max_connections: self.settings.websocket_max_connections,
             max_per_ip: self.settings.websocket_max_connections_per_ip,
-            queue_capacity: self.websocket_queue_capacity as usize,
+            queue_max_bytes: usize::try_from(self.websocket_queue_max_bytes).unwrap_or(usize::MAX),
             throttle: Duration::from_millis(self.websocket_throttle_ms),
         }
     }

@@ -4,7 +4,8 @@
 //! WebSocket clients.
 //!
 //! The signature is not checked (the node does not know the caller's secret key); instead the
-//! caller must be local (see [`is_local_request`]) or present the admin token. Errors carry API
+//! caller must present `CONNECTIONS_TOKEN` or the admin token (the functions send the former when it
+//! is set on them). Errors carry API
 //! Gateway's `x-amzn-ErrorType` header and `message` field, which the SDK reads, alongside the
 //! contract's `detail`, `error` and `request_id`.
 
@@ -21,7 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 use tributary_core::error::{ErrorBody, RenderedError, current_request_id};
 use tributary_core::http::AppState;
-use tributary_core::http::extract::{AdminAccess, is_local_request};
+use tributary_core::http::extract::presents_token;
 use tributary_core::realtime::{BroadcastError, ConnectionId};
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -68,25 +69,30 @@ impl IntoResponse for ManagementError {
     }
 }
 
-/// Local callers, or the admin token.
+/// Callers presenting the admin token or the `@connections` credential (`CONNECTIONS_TOKEN`).
+/// Being local is not enough: any process on the machine could otherwise push forged messages to
+/// dashboards or close them. With neither token set, the API answers no one.
 struct ManagementAccess;
 
 impl FromRequestParts<AppState> for ManagementAccess {
     type Rejection = ManagementError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ManagementError> {
-        if is_local_request(parts, &state.settings.allowed_origins) {
+        let credentials: Vec<&str> = [state.settings.admin_token(), state.settings.connections_token()].into_iter().flatten().collect();
+        if credentials.iter().any(|credential| presents_token(parts, credential)) {
             return Ok(ManagementAccess);
         }
-        match AdminAccess::from_request_parts(parts, state).await {
-            Ok(AdminAccess { granted_by: "token" }) => Ok(ManagementAccess),
-            _ => Err(ManagementError {
-                status: StatusCode::FORBIDDEN,
-                aws_type: "ForbiddenException",
-                code: "forbidden",
-                message: "the @connections API answers local callers, or callers with the admin token".to_owned(),
-            }),
-        }
+        let message = if credentials.is_empty() {
+            "the @connections API is off: set CONNECTIONS_TOKEN on the node, and the same on the functions that call it"
+        } else {
+            "the @connections API needs CONNECTIONS_TOKEN or the admin token (Authorization: Bearer … or X-API-Key)"
+        };
+        Err(ManagementError {
+            status: StatusCode::FORBIDDEN,
+            aws_type: "ForbiddenException",
+            code: "forbidden",
+            message: message.to_owned(),
+        })
     }
 }
 
@@ -111,7 +117,7 @@ impl ToSchema for MessageData {}
     responses(
         (status = 200, description = "Queued for the connection"),
         (status = 400, description = "Empty, or not UTF-8", body = ErrorBody),
-        (status = 403, description = "Neither local nor carrying the admin token", body = ErrorBody),
+        (status = 403, description = "Without CONNECTIONS_TOKEN or the admin token", body = ErrorBody),
         (status = 410, description = "No open connection with that id (GoneException)", body = ErrorBody),
         (status = 413, description = "Over 128 KiB", body = ErrorBody),
     )
@@ -183,7 +189,7 @@ pub struct ConnectionIdentity {
     params(("connection_id" = String, Path, description = "The connection id")),
     responses(
         (status = 200, body = ConnectionInfo),
-        (status = 403, description = "Neither local nor carrying the admin token", body = ErrorBody),
+        (status = 403, description = "Without CONNECTIONS_TOKEN or the admin token", body = ErrorBody),
         (status = 410, description = "No open connection with that id (GoneException)", body = ErrorBody),
     )
 )]
@@ -208,7 +214,7 @@ async fn get_connection(
     params(("connection_id" = String, Path, description = "The connection id")),
     responses(
         (status = 204, description = "Closing"),
-        (status = 403, description = "Neither local nor carrying the admin token", body = ErrorBody),
+        (status = 403, description = "Without CONNECTIONS_TOKEN or the admin token", body = ErrorBody),
         (status = 410, description = "No open connection with that id (GoneException)", body = ErrorBody),
     )
 )]

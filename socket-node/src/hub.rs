@@ -1,10 +1,12 @@
 //! The hub: every open dashboard connection, and the fan-out to them.
 //!
 //! A broadcast is serialized once into a [`Frame`]; the hub hands the same bytes to every
-//! connection's bounded outbox with a non-blocking `try_send`, so a slow client can never delay the
-//! others. A client whose outbox is full has fallen too far behind: it is removed and closed with
-//! 1008. High-frequency messages ([`Delivery::Coalesce`]) are throttled, latest wins; critical ones
-//! are never merged or dropped, and flush any held-back message first so order is kept.
+//! connection's [`Outbox`] without waiting, so a slow client can never delay the others. Whether a
+//! client is slow is judged by time, by its task (a send that cannot finish within the send
+//! timeout); the outbox's byte bound is memory protection only, and a client that passes it is
+//! closed with 1008. High-frequency messages ([`Delivery::Coalesce`]) are throttled, latest wins,
+//! and in each outbox a newer one replaces an unsent older one; critical ones are never merged or
+//! dropped, and flush any held-back message first so order is kept.
 //!
 //! Admission happens before the WebSocket upgrade: [`Hub::reserve`] enforces the per-IP limit and the
 //! global cap (evicting the connection idle the longest) and holds a slot until the upgrade finishes.
@@ -22,12 +24,15 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tributary_core::realtime::{BroadcastError, BroadcastReport, Broadcaster, ConnectionId, Delivery, Frame, ServerMessage, Severity};
 
+use crate::outbox::{Outbound, Outbox, Refused};
+
 /// Limits the hub enforces.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub max_connections: u32,
     pub max_per_ip: u32,
-    pub queue_capacity: usize,
+    /// Bytes one client may leave unread before it is closed (memory protection).
+    pub queue_max_bytes: usize,
     pub throttle: Duration,
 }
 
@@ -50,23 +55,15 @@ pub mod close {
 
     pub const GOING_AWAY: CloseReason = CloseReason::new(1001, "server shutting down");
     pub const HEARTBEAT_TIMEOUT: CloseReason = CloseReason::new(1001, "no answer to pings");
-    pub const SLOW_CONSUMER: CloseReason = CloseReason::new(1008, "slow consumer: too many messages waiting");
+    pub const SLOW_CONSUMER: CloseReason = CloseReason::new(1008, "slow consumer: too much data waiting");
+    pub const STALLED: CloseReason = CloseReason::new(1008, "slow consumer: stopped reading");
     pub const RATE_LIMITED: CloseReason = CloseReason::new(1008, "too many messages from this client");
     pub const EVICTED: CloseReason = CloseReason::new(1013, "server at connection capacity; evicted as the longest idle");
     pub const RESTART: CloseReason = CloseReason::new(1012, "server restarting");
     pub const DELETED: CloseReason = CloseReason::new(1000, "closed through the @connections API");
 }
 
-/// What travels through a connection's outbox.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    Text(Utf8Bytes),
-    Ping,
-    /// Send this close frame after whatever is already queued, then end.
-    Close(CloseReason),
-}
-
-/// The hub's handle on one connection; its task holds the other end of the outbox.
+/// The hub's handle on one connection; its task reads the outbox and writes to the socket.
 pub struct Connection {
     pub id: ConnectionId,
     pub ip: IpAddr,
@@ -75,7 +72,7 @@ pub struct Connection {
     last_seen: AtomicU64,
     /// ... and of the last message the client sent on purpose (for eviction: "idle").
     last_active: AtomicU64,
-    outbox: flume::Sender<Outbound>,
+    pub outbox: Outbox,
     kick: Notify,
     kick_reason: OnceLock<CloseReason>,
     epoch: Instant,
@@ -112,7 +109,7 @@ impl Connection {
 
     /// Closes the connection after the messages already queued; kicks it if the outbox is full.
     pub fn close_after_queued(&self, reason: CloseReason) {
-        if let Err(flume::TrySendError::Full(_)) = self.outbox.try_send(Outbound::Close(reason.clone())) {
+        if let Err(Refused::Full) = self.outbox.push(Outbound::Close(reason.clone())) {
             self.kick(reason);
         }
     }
@@ -243,7 +240,7 @@ impl Hub {
                 "The server reached its connection limit and closed this idle connection; reconnect when needed.",
             );
             if let Ok(text) = Utf8Bytes::try_from(notice.to_frame().bytes().clone()) {
-                let _ = connection.outbox.try_send(Outbound::Text(text));
+                let _ = connection.outbox.push(Outbound::Text(text));
             }
             connection.close_after_queued(close::EVICTED);
         }
@@ -258,13 +255,13 @@ impl Hub {
     /// Queues `text` for one connection; a full outbox closes it (1008).
     pub fn send_text(&self, id: &ConnectionId, text: Utf8Bytes) -> Result<(), BroadcastError> {
         let connection = self.get(id).ok_or_else(|| BroadcastError::UnknownConnection(id.clone()))?;
-        match connection.outbox.try_send(Outbound::Text(text)) {
+        match connection.outbox.push(Outbound::Text(text)) {
             Ok(()) => Ok(()),
-            Err(flume::TrySendError::Full(_)) => {
-                self.drop_slow(id);
+            Err(Refused::Full) => {
+                self.drop_slow(id, close::SLOW_CONSUMER);
                 Err(BroadcastError::Overflowed(id.clone()))
             }
-            Err(flume::TrySendError::Disconnected(_)) => Err(BroadcastError::UnknownConnection(id.clone())),
+            Err(Refused::Closed) => Err(BroadcastError::UnknownConnection(id.clone())),
         }
     }
 
@@ -332,55 +329,57 @@ impl Hub {
         {
             let registry = self.registry();
             for connection in registry.connections.values() {
-                match connection.outbox.try_send(item.clone()) {
+                match connection.outbox.push(item.clone()) {
                     Ok(()) => report.delivered += 1,
-                    Err(flume::TrySendError::Full(_)) => overflowed.push(connection.id.clone()),
-                    Err(flume::TrySendError::Disconnected(_)) => {}
+                    Err(Refused::Full) => overflowed.push(connection.id.clone()),
+                    Err(Refused::Closed) => {}
                 }
             }
         }
         report.dropped = overflowed.len() as u64;
         for id in overflowed {
-            self.drop_slow(&id);
+            self.drop_slow(&id, close::SLOW_CONSUMER);
         }
         report
     }
 
-    fn drop_slow(&self, id: &ConnectionId) {
+    fn drop_slow(&self, id: &ConnectionId, reason: CloseReason) {
         if let Some(connection) = self.registry().remove(id) {
-            tracing::warn!(connection_id = %id, client_ip = %connection.ip, "closing a WebSocket client that cannot keep up");
-            connection.kick(close::SLOW_CONSUMER);
+            tracing::warn!(connection_id = %id, client_ip = %connection.ip, reason = %reason.reason, "closing a WebSocket client that cannot keep up");
+            connection.kick(reason);
         }
     }
 
-    /// Removes and closes a connection whose sends stall.
+    /// Removes and closes a connection that left data unread for the whole send timeout.
     pub fn drop_stalled(&self, connection: &Connection) {
-        self.drop_slow(&connection.id);
+        self.drop_slow(&connection.id, close::STALLED);
     }
 
-    fn send_frame(&self, frame: &Frame) -> BroadcastReport {
-        match Utf8Bytes::try_from(frame.bytes().clone()) {
-            Ok(text) => self.fan_out(Outbound::Text(text)),
-            Err(_) => unreachable!("frames are serialized JSON, hence UTF-8"),
+    /// Hands `frame` to every connection; one with `latest` replaces an unsent one of that key.
+    fn send_frame(&self, frame: &Frame, latest: Option<&str>) -> BroadcastReport {
+        let Ok(text) = Utf8Bytes::try_from(frame.bytes().clone()) else { unreachable!("frames are serialized JSON, hence UTF-8") };
+        match latest {
+            Some(key) => self.fan_out(Outbound::Latest { key: Arc::from(key), text }),
+            None => self.fan_out(Outbound::Text(text)),
         }
     }
 
     /// Sends every held-back message now (before a critical one, to keep order).
     fn flush_throttled(&self) {
-        let pending: Vec<Frame> = {
+        let pending: Vec<(String, Frame)> = {
             let mut throttled = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             throttled
-                .values_mut()
-                .filter_map(|slot| {
+                .iter_mut()
+                .filter_map(|(key, slot)| {
                     let frame = slot.pending.take()?;
                     slot.last_sent = now;
-                    Some(frame)
+                    Some((key.clone(), frame))
                 })
                 .collect()
         };
-        for frame in pending {
-            self.send_frame(&frame);
+        for (key, frame) in pending {
+            self.send_frame(&frame, Some(&key));
         }
     }
 
@@ -395,7 +394,7 @@ impl Hub {
                     let first_held = slot.pending.replace(frame.clone()).is_none();
                     if first_held {
                         let wait = self.config.throttle.saturating_sub(now.duration_since(slot.last_sent));
-                        self.schedule_release(key, wait);
+                        self.schedule_release(key.clone(), wait);
                     }
                     false
                 }
@@ -409,12 +408,12 @@ impl Hub {
                         let window = self.config.throttle;
                         throttled.retain(|_, slot| slot.pending.is_some() || now.duration_since(slot.last_sent) < window);
                     }
-                    throttled.insert(key, Throttled { last_sent: now, pending: None });
+                    throttled.insert(key.clone(), Throttled { last_sent: now, pending: None });
                     true
                 }
             }
         };
-        if send_now { self.send_frame(&frame) } else { BroadcastReport { deferred: true, ..Default::default() } }
+        if send_now { self.send_frame(&frame, Some(&key)) } else { BroadcastReport { deferred: true, ..Default::default() } }
     }
 
     fn schedule_release(&self, key: String, wait: Duration) {
@@ -431,14 +430,13 @@ impl Hub {
                 })
             };
             if let Some(frame) = frame {
-                hub.send_frame(&frame);
+                hub.send_frame(&frame, Some(&key));
             }
         });
     }
 
-    /// Registers the connection a reservation was held for; returns its outbox's receiving end.
-    fn register(&self, reservation: &mut Reservation) -> (Arc<Connection>, flume::Receiver<Outbound>) {
-        let (outbox, receiver) = flume::bounded(self.config.queue_capacity);
+    /// Registers the connection a reservation was held for.
+    fn register(&self, reservation: &mut Reservation) -> Arc<Connection> {
         let sequence = self.ids.fetch_add(1, Ordering::Relaxed);
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         let connection = Arc::new(Connection {
@@ -447,7 +445,7 @@ impl Hub {
             connected_at: tributary_core::time::now(),
             last_seen: AtomicU64::new(now_ms),
             last_active: AtomicU64::new(now_ms),
-            outbox,
+            outbox: Outbox::new(self.config.queue_max_bytes),
             kick: Notify::new(),
             kick_reason: OnceLock::new(),
             epoch: self.epoch,
@@ -462,7 +460,7 @@ impl Hub {
         } else {
             registry.connections.insert(connection.id.clone(), connection.clone());
         }
-        (connection, receiver)
+        connection
     }
 }
 
@@ -482,7 +480,7 @@ pub struct Reservation {
 
 impl Reservation {
     /// The upgrade succeeded: the client becomes a connection.
-    pub fn register(mut self) -> (Arc<Connection>, flume::Receiver<Outbound>) {
+    pub fn register(mut self) -> Arc<Connection> {
         let hub = self.hub.clone();
         hub.register(&mut self)
     }
@@ -505,10 +503,10 @@ impl Broadcaster for Hub {
         Ok(match message.delivery() {
             Delivery::Critical => {
                 self.flush_throttled();
-                self.send_frame(&frame)
+                self.send_frame(&frame, None)
             }
             Delivery::Coalesce(key) if !self.config.throttle.is_zero() => self.send_throttled(key, frame),
-            Delivery::Coalesce(_) => self.send_frame(&frame),
+            Delivery::Coalesce(key) => self.send_frame(&frame, Some(&key)),
         })
     }
 
@@ -527,19 +525,21 @@ mod tests {
     use serde_json::json;
     use tributary_core::realtime::MessageType;
 
-    fn hub(max_connections: u32, max_per_ip: u32, queue_capacity: usize) -> Arc<Hub> {
-        Hub::new(HubConfig { max_connections, max_per_ip, queue_capacity, throttle: Duration::from_millis(50) })
+    fn hub(max_connections: u32, max_per_ip: u32, queue_max_bytes: usize) -> Arc<Hub> {
+        Hub::new(HubConfig { max_connections, max_per_ip, queue_max_bytes, throttle: Duration::from_millis(50) })
     }
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, last])
     }
 
-    fn texts(receiver: &flume::Receiver<Outbound>) -> Vec<serde_json::Value> {
-        receiver
+    fn texts(connection: &Connection) -> Vec<serde_json::Value> {
+        connection
+            .outbox
             .drain()
+            .into_iter()
             .filter_map(|item| match item {
-                Outbound::Text(text) => Some(serde_json::from_str(text.as_str()).unwrap()),
+                Outbound::Text(text) | Outbound::Latest { text, .. } => Some(serde_json::from_str(text.as_str()).unwrap()),
                 _ => None,
             })
             .collect()
@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn the_per_ip_limit_counts_upgrades_in_progress_and_frees_on_drop() {
-        let hub = hub(100, 2, 8);
+        let hub = hub(100, 2, 1024);
         let first = hub.reserve(ip(1)).unwrap();
         let _second = hub.reserve(ip(1)).unwrap();
         assert_eq!(hub.reserve(ip(1)).err(), Some(Refusal::TooManyFromIp { limit: 2 }));
@@ -558,76 +558,105 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_longest_idle_connection_is_told_and_closed() {
-        let hub = hub(2, 10, 8);
-        let (idle, idle_outbox) = hub.reserve(ip(1)).unwrap().register();
+        let hub = hub(2, 10, 1024);
+        let idle = hub.reserve(ip(1)).unwrap().register();
         std::thread::sleep(Duration::from_millis(5));
-        let (busy, _busy_outbox) = hub.reserve(ip(2)).unwrap().register();
+        let busy = hub.reserve(ip(2)).unwrap().register();
         busy.active();
-        let (_newcomer, _outbox) = hub.reserve(ip(3)).unwrap().register();
+        let _newcomer = hub.reserve(ip(3)).unwrap().register();
         assert_eq!(hub.len(), 2);
         assert!(!hub.registry().connections.contains_key(&idle.id));
-        let told = idle_outbox.drain().collect::<Vec<_>>();
+        let told = idle.outbox.drain();
         assert!(matches!(&told[0], Outbound::Text(text) if text.as_str().contains("connection_evicted")));
         assert!(matches!(&told[1], Outbound::Close(reason) if reason.code == 1013));
     }
 
     #[tokio::test]
-    async fn a_full_outbox_closes_that_client_and_spares_the_others() {
-        let hub = hub(10, 10, 2);
-        let (slow, _slow_outbox) = hub.reserve(ip(1)).unwrap().register();
-        let (_fast, fast_outbox) = hub.reserve(ip(2)).unwrap().register();
+    async fn a_client_that_leaves_too_much_unread_is_closed_and_the_others_are_spared() {
+        // The bound is in bytes: two of these messages do not fit.
+        let hub = hub(10, 10, 100);
+        let slow = hub.reserve(ip(1)).unwrap().register();
+        let fast = hub.reserve(ip(2)).unwrap().register();
         for n in 0..3 {
-            let message = ServerMessage::new(MessageType::Notification, json!({ "n": n })).unwrap();
+            let message = ServerMessage::new(MessageType::Notification, json!({ "n": n, "padding": "x".repeat(40) })).unwrap();
             hub.broadcast(message).await.unwrap();
-            assert_eq!(texts(&fast_outbox).len(), 1, "the reader that keeps up gets every message");
+            assert_eq!(texts(&fast).len(), 1, "the reader that keeps up gets every message");
         }
         assert_eq!(hub.len(), 1);
         assert_eq!(slow.kick_reason.get(), Some(&close::SLOW_CONSUMER));
     }
 
     #[tokio::test]
+    async fn a_burst_of_critical_messages_waits_for_a_reader_however_many() {
+        let hub = hub(10, 10, 4 * 1024 * 1024);
+        let reader = hub.reserve(ip(1)).unwrap().register();
+        for n in 0..2_000 {
+            let complete = ServerMessage::new(MessageType::IngestionComplete, json!({"ingestion_id": format!("i-{n}")})).unwrap();
+            hub.broadcast(complete).await.unwrap();
+        }
+        assert_eq!(hub.len(), 1, "a burst the server produced closes no one");
+        let sent = texts(&reader);
+        assert_eq!(sent.len(), 2_000);
+        assert!(sent.iter().enumerate().all(|(n, message)| message["data"]["ingestion_id"] == format!("i-{n}")), "in order");
+    }
+
+    #[tokio::test]
     async fn high_frequency_messages_coalesce_and_critical_ones_keep_order() {
-        let hub = hub(10, 10, 64);
-        let (_connection, outbox) = hub.reserve(ip(1)).unwrap().register();
+        let hub = hub(10, 10, 64 * 1024);
+        let connection = hub.reserve(ip(1)).unwrap().register();
         let progress =
             |percent: u32| ServerMessage::new(MessageType::IngestionProgress, json!({"ingestion_id": "i-1", "percent": percent})).unwrap();
-        for percent in [10, 20, 30, 40] {
+        let kinds = |connection: &Connection| -> Vec<(String, serde_json::Value)> {
+            texts(connection).iter().map(|m| (m["type"].as_str().unwrap().to_owned(), m["data"]["percent"].clone())).collect()
+        };
+        hub.broadcast(progress(10)).await.unwrap();
+        assert_eq!(kinds(&connection), [("ingestion_progress".to_owned(), json!(10))]);
+        // Within the throttle window: held back, latest wins, released before the critical one.
+        for percent in [20, 30, 40] {
             hub.broadcast(progress(percent)).await.unwrap();
         }
         let complete = ServerMessage::new(MessageType::IngestionComplete, json!({"ingestion_id": "i-1"})).unwrap();
         hub.broadcast(complete).await.unwrap();
-        let sent: Vec<_> = texts(&outbox).iter().map(|m| (m["type"].as_str().unwrap().to_owned(), m["data"]["percent"].clone())).collect();
-        assert_eq!(
-            sent,
-            vec![
-                ("ingestion_progress".to_owned(), json!(10)),
-                ("ingestion_progress".to_owned(), json!(40)),
-                ("ingestion_complete".to_owned(), json!(null)),
-            ]
-        );
+        assert_eq!(kinds(&connection), [("ingestion_progress".to_owned(), json!(40)), ("ingestion_complete".to_owned(), json!(null))]);
+    }
+
+    #[tokio::test]
+    async fn a_client_behind_gets_the_newest_stats_once_not_every_stale_one() {
+        let hub = Hub::new(HubConfig { max_connections: 10, max_per_ip: 10, queue_max_bytes: 1024 * 1024, throttle: Duration::ZERO });
+        let behind = hub.reserve(ip(1)).unwrap().register();
+        let stats = |nodes: u32| {
+            let data = json!({"totalNodes": nodes, "totalEdges": 0, "filesProcessed": 0, "databaseTables": 0, "activeQueries": 0, "activeConnections": 1});
+            ServerMessage::new(MessageType::StatsUpdate, data).unwrap()
+        };
+        for nodes in 0..50 {
+            hub.broadcast(stats(nodes)).await.unwrap();
+        }
+        let sent = texts(&behind);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["data"]["totalNodes"], 49);
     }
 
     #[tokio::test]
     async fn a_held_back_message_is_released_at_the_end_of_the_window() {
-        let hub = hub(10, 10, 64);
-        let (_connection, outbox) = hub.reserve(ip(1)).unwrap().register();
+        let hub = hub(10, 10, 64 * 1024);
+        let connection = hub.reserve(ip(1)).unwrap().register();
         let progress =
             |percent: u32| ServerMessage::new(MessageType::IngestionProgress, json!({"ingestion_id": "i-2", "percent": percent})).unwrap();
         hub.broadcast(progress(1)).await.unwrap();
         assert!(hub.broadcast(progress(2)).await.unwrap().deferred);
-        assert_eq!(texts(&outbox).len(), 1);
-        let released = tokio::time::timeout(Duration::from_secs(5), outbox.recv_async()).await.unwrap().unwrap();
-        assert!(matches!(released, Outbound::Text(text) if text.as_str().contains("\"percent\":2")));
+        assert_eq!(texts(&connection).len(), 1);
+        let released = tokio::time::timeout(Duration::from_secs(5), connection.outbox.next()).await.unwrap();
+        assert!(matches!(released, Outbound::Latest { text, .. } if text.as_str().contains("\"percent\":2")));
     }
 
     #[tokio::test]
     async fn personal_messages_reach_only_their_connection() {
-        let hub = hub(10, 10, 8);
-        let (one, one_outbox) = hub.reserve(ip(1)).unwrap().register();
-        let (_other, other_outbox) = hub.reserve(ip(2)).unwrap().register();
+        let hub = hub(10, 10, 64 * 1024);
+        let one = hub.reserve(ip(1)).unwrap().register();
+        let other = hub.reserve(ip(2)).unwrap().register();
         hub.send_to(&one.id, ServerMessage::pong()).await.unwrap();
-        assert_eq!(texts(&one_outbox).len(), 1);
-        assert!(texts(&other_outbox).is_empty());
+        assert_eq!(texts(&one).len(), 1);
+        assert!(texts(&other).is_empty());
         let missing = ConnectionId::new("nope");
         assert!(matches!(hub.send_to(&missing, ServerMessage::pong()).await, Err(BroadcastError::UnknownConnection(_))));
     }

@@ -3,6 +3,7 @@
 //!
 //! * [`cli`]: the command line (every flag is also an environment variable);
 //! * [`hub`]: the connection registry and fan-out, the node's [`Broadcaster`](tributary_core::realtime::Broadcaster);
+//! * [`outbox`]: one connection's queue of messages, coalescing and bounded in bytes;
 //! * [`ws`]: the WebSocket endpoints: admission (origin, per-IP limit, global cap) and one task per connection;
 //! * [`connections_api`]: `@connections` in API Gateway's shape, so the cloud's broadcaster can reach the node's clients;
 //! * [`ticker`]: the one task that sends `stats_update` to everyone and keeps connections honest;
@@ -17,6 +18,7 @@ pub mod dashboard;
 pub mod hub;
 pub mod lifecycle;
 pub mod listener;
+pub mod outbox;
 pub mod server;
 pub mod ticker;
 pub mod ws;
@@ -52,6 +54,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     telemetry::init(cli.settings.log_format);
     raise_file_limit(cli.settings.websocket_max_connections);
+    if let Some(why) = cli.settings.proxied_without_admin_token() {
+        tracing::warn!(
+            why,
+            "no ADMIN_TOKEN is set and this node looks reached through a proxy: admin routes are open to requests that look \
+             local, and a proxy on this host that adds no X-Forwarded-For makes every request look local. Set ADMIN_TOKEN \
+             (docs/deployment.md, behind a reverse proxy)"
+        );
+    }
     let lifecycle = Arc::new(Lifecycle::new());
     lifecycle.watch_signals().context("installing the signal handlers")?;
     let generation = lifecycle::generation();

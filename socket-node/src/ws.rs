@@ -5,8 +5,9 @@
 //! (503, or the longest-idle connection is evicted at the global cap). Every refusal is a JSON error.
 //!
 //! Each connection is one task that waits on three things: a kick from the hub, its outbox, and the
-//! socket. Sends carry a timeout (armed only when a send has to wait), so a stalled client is closed
-//! without delaying anyone else and without a per-connection timer.
+//! socket. Sends carry a timeout (armed only when a send has to wait): a client that leaves data
+//! unread that long is slow, and is closed without delaying anyone else and without a
+//! per-connection timer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use tributary_core::store::ConnectionRecord;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::hub::{CloseReason, Connection, Hub, Outbound, Refusal, close};
+use crate::hub::{CloseReason, Connection, Hub, Refusal, close};
+use crate::outbox::Outbound;
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
@@ -158,9 +160,9 @@ fn accept(
         .max_write_buffer_size(config.max_message_bytes.max(1024 * 1024))
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| {
-            let (connection, outbox) = reservation.register();
+            let connection = reservation.register();
             let node = tracked.clone();
-            tracked.connections.track_future(serve(socket, connection, outbox, state, node, path))
+            tracked.connections.track_future(serve(socket, connection, state, node, path))
         })
 }
 
@@ -217,14 +219,7 @@ impl Ending {
 }
 
 /// Serves one connection from its upgrade to its close.
-async fn serve(
-    mut socket: WebSocket,
-    connection: Arc<Connection>,
-    outbox: flume::Receiver<Outbound>,
-    state: AppState,
-    node: Arc<NodeContext>,
-    path: &'static str,
-) {
+async fn serve(mut socket: WebSocket, connection: Arc<Connection>, state: AppState, node: Arc<NodeContext>, path: &'static str) {
     let started = Instant::now();
     tracing::info!(connection_id = %connection.id, client_ip = %connection.ip, path, "dashboard connected");
     let connected = ActivityEvent::new(EventType::WebsocketConnect, EventSource::Websocket, path, EventStatus::Success)
@@ -235,8 +230,10 @@ async fn serve(
 
     // Unregistered however the conversation ends, a panic included, so no phantom holds a slot.
     let registration = Registration { hub: node.hub.clone(), id: connection.id.clone() };
-    let ending = converse(&mut socket, &connection, &outbox, &state, &node).await;
+    let ending = converse(&mut socket, &connection, &state, &node).await;
     drop(registration);
+    // Nothing more is queued for it, and what waited is freed now.
+    connection.outbox.close();
 
     if let Err(error) = state.stores.connections.remove_connection(&connection.id).await {
         tracing::warn!(connection_id = %connection.id, %error, "could not remove the connection from the store; its TTL will");
@@ -289,13 +286,7 @@ async fn register_in_store(state: &AppState, connection: &Connection) {
 }
 
 /// The conversation: acknowledge, then relay the outbox and answer the client until one side ends it.
-async fn converse(
-    socket: &mut WebSocket,
-    connection: &Connection,
-    outbox: &flume::Receiver<Outbound>,
-    state: &AppState,
-    node: &NodeContext,
-) -> Ending {
+async fn converse(socket: &mut WebSocket, connection: &Connection, state: &AppState, node: &NodeContext) -> Ending {
     let config = &node.config;
     let ack = ServerMessage::connection_ack(connection.id.as_str(), state.settings.stats_interval_seconds);
     if let Err(ending) = send(socket, text_of(&ack), config.send_timeout, connection, &node.hub).await {
@@ -309,25 +300,20 @@ async fn converse(
                 close_now(socket, &reason).await;
                 return Ending::server(&reason);
             }
-            item = outbox.recv_async() => match item {
-                Ok(Outbound::Text(text)) => {
+            item = connection.outbox.next() => match item {
+                Outbound::Text(text) | Outbound::Latest { text, .. } => {
                     if let Err(ending) = send(socket, Message::Text(text), config.send_timeout, connection, &node.hub).await {
                         return ending;
                     }
                 }
-                Ok(Outbound::Ping) => {
+                Outbound::Ping => {
                     if let Err(ending) = send(socket, Message::Ping(Default::default()), config.send_timeout, connection, &node.hub).await {
                         return ending;
                     }
                 }
-                Ok(Outbound::Close(reason)) => {
+                Outbound::Close(reason) => {
                     close_gracefully(socket, &reason).await;
                     return Ending::server(&reason);
-                }
-                // The hub is gone: the node is stopping.
-                Err(_) => {
-                    close_gracefully(socket, &close::GOING_AWAY).await;
-                    return Ending::server(&close::GOING_AWAY);
                 }
             },
             incoming = socket.recv() => {
@@ -341,32 +327,34 @@ async fn converse(
                     Some(Ok(message)) => message,
                 };
                 connection.seen();
-                let reply = match message {
-                    Message::Text(text) => {
-                        connection.active();
-                        match budget.spend() {
-                            Spend::Allowed => Some(protocol::respond(text.as_str(), &state.stats).await),
-                            Spend::RefusedFirst => Some(ServerMessage::error(
-                                "rate_limited",
-                                Severity::Warning,
-                                "websocket",
-                                "too many messages; some were ignored",
-                            )),
-                            Spend::Refused => None,
-                            Spend::Exhausted => {
-                                close_now(socket, &close::RATE_LIMITED).await;
-                                return Ending::server(&close::RATE_LIMITED);
-                            }
-                        }
-                    }
-                    Message::Binary(_) => Some(protocol::invalid_message("binary frames are not supported; send JSON text")),
-                    // Pings are answered by the protocol layer; pongs only prove liveness.
-                    Message::Ping(_) | Message::Pong(_) => None,
-                    Message::Close(frame) => {
-                        let (code, reason) = frame.map(|f| (Some(f.code), f.reason.to_string())).unwrap_or((None, String::new()));
-                        // Reading on lets the protocol layer answer the close, completing the handshake.
-                        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, socket.recv()).await;
-                        return Ending::client(code, if reason.is_empty() { "closed by the client".to_owned() } else { reason });
+                if let Message::Close(frame) = message {
+                    let (code, reason) = frame.map(|f| (Some(f.code), f.reason.to_string())).unwrap_or((None, String::new()));
+                    // Reading on lets the protocol layer answer the close, completing the handshake.
+                    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, socket.recv()).await;
+                    return Ending::client(code, if reason.is_empty() { "closed by the client".to_owned() } else { reason });
+                }
+                // Every frame the client sends costs the same: text, binary, ping or pong. A flood of
+                // any kind is refused, then closed.
+                if matches!(message, Message::Text(_)) {
+                    connection.active();
+                }
+                let reply = match budget.spend() {
+                    Spend::Allowed => match message {
+                        Message::Text(text) => Some(protocol::respond(text.as_str(), &state.stats).await),
+                        Message::Binary(_) => Some(protocol::invalid_message("binary frames are not supported; send JSON text")),
+                        // Pings are answered by the protocol layer; pongs only prove liveness.
+                        _ => None,
+                    },
+                    Spend::RefusedFirst => Some(ServerMessage::error(
+                        "rate_limited",
+                        Severity::Warning,
+                        "websocket",
+                        "too many messages; some were ignored",
+                    )),
+                    Spend::Refused => None,
+                    Spend::Exhausted => {
+                        close_now(socket, &close::RATE_LIMITED).await;
+                        return Ending::server(&close::RATE_LIMITED);
                     }
                 };
                 if let Some(reply) = reply
@@ -398,7 +386,7 @@ async fn send(socket: &mut WebSocket, message: Message, timeout: Duration, conne
         Ok(Err(error)) => Err(Ending::client(None, format!("send failed: {error}"))),
         Err(_) => {
             hub.drop_stalled(connection);
-            let reason = close::SLOW_CONSUMER;
+            let reason = close::STALLED;
             close_now(socket, &reason).await;
             Err(Ending::server(&reason))
         }

@@ -173,14 +173,15 @@ async fn an_operator_error_message_is_text() {
 // API Gateway's `Data` is): the request is checked before the connection is looked up.
 #[tokio::test]
 async fn a_post_to_a_connection_needs_data() {
-    let node = TestNode::start().await;
+    let node = TestNode::start_with(NodeOptions::default().env("CONNECTIONS_TOKEN", "credential")).await;
     let client = reqwest::Client::new();
-    let empty = client.post(node.url("/@connections/no-such-connection")).send().await.unwrap();
+    let empty = client.post(node.url("/@connections/no-such-connection")).header("x-api-key", "credential").send().await.unwrap();
     assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
     assert_eq!(empty.headers()["x-amzn-errortype"], "BadRequestException");
     let body: Value = empty.json().await.unwrap();
     assert_eq!(body["error"], "bad_request");
-    let unknown = client.post(node.url("/@connections/no-such-connection")).body("{}").send().await.unwrap();
+    let unknown =
+        client.post(node.url("/@connections/no-such-connection")).header("x-api-key", "credential").body("{}").send().await.unwrap();
     assert_eq!(unknown.status(), StatusCode::GONE);
 }
 

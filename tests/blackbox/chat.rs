@@ -583,3 +583,70 @@ async fn secrets_reach_neither_the_logs_nor_the_answers() {
     assert!(logs.contains("Incorrect API key provided"), "the provider's refusal is logged");
     assert!(!logs.contains(key) && !logs.contains(token), "a secret in the logs");
 }
+
+/// Chat's name matching compares a question's words with every object of the project. Over 20,000
+/// tables, four questions made of long made-up identifiers at once once held both async workers for
+/// half a minute: `/health` went unanswered and dashboards got no `stats_update`. Matching is now
+/// bounded and runs off the async workers, so the node stays responsive while they are answered.
+#[tokio::test]
+async fn questions_full_of_made_up_names_over_a_large_project_leave_the_node_responsive() {
+    let node = support::TestNode::start_with(NodeOptions::default().env("STATS_INTERVAL_SECONDS", 1)).await;
+    let tables: String = (0..20_000).map(|n| format!("CREATE TABLE warehouse.fact_table_{n:05} (id INT);\n")).collect();
+    let body = json!({"files": [{"filename": "many.sql", "content": tables}]});
+    let client = reqwest::Client::new();
+    let response = client.post(node.url("/api/v1/ingest")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A dashboard notes when each stats_update arrives.
+    let mut dashboard = node.dashboard("/api/v1/ws/dashboard").await;
+    let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = arrivals.clone();
+    let reader = tokio::spawn(async move {
+        loop {
+            if dashboard.next_json().await["type"] == "stats_update" {
+                noted.lock().unwrap().push(std::time::Instant::now());
+            }
+        }
+    });
+
+    // Identifier-like words as long as a name can be, and ones longer, none of them an object.
+    let words: Vec<String> = (0..15)
+        .map(|n| if n % 2 == 0 { format!("fact_made_up_{n}_{}", "q".repeat(40)) } else { format!("x{n}_{}", "z".repeat(250)) })
+        .collect();
+    let question = format!("what feeds {}?", words.join(" "));
+    let started = std::time::Instant::now();
+    let asks: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, question) = (client.clone(), node.url("/api/chat/graph"), question.clone());
+            tokio::spawn(async move { client.post(url).json(&json!({"query": question})).send().await.unwrap() })
+        })
+        .collect();
+    // /health, asked throughout, is answered while the questions are.
+    let mut slowest_health = std::time::Duration::ZERO;
+    while asks.iter().any(|ask| !ask.is_finished()) {
+        let asked = std::time::Instant::now();
+        let health = client.get(node.url("/health")).send().await.unwrap();
+        assert!(health.status().is_success(), "{}", health.status());
+        slowest_health = slowest_health.max(asked.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for ask in asks {
+        let answer = ask.await.unwrap();
+        // Answered, or told to come back (the matching work is bounded in concurrency).
+        assert!(matches!(answer.status().as_u16(), 200 | 503), "{}", answer.status());
+        if answer.status() == StatusCode::OK {
+            let answer: Value = answer.json().await.unwrap();
+            assert!(answer["response"].as_str().unwrap().starts_with("I found no object named"), "{answer}");
+        }
+    }
+    let busy_for = started.elapsed();
+    // One more tick after the questions, so the gaps cover the whole busy stretch.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    reader.abort();
+    let arrivals = arrivals.lock().unwrap().clone();
+    let longest_gap = arrivals.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
+    eprintln!("busy for {busy_for:?}; slowest /health {slowest_health:?}; longest gap between stats updates {longest_gap:?}");
+    // Bounds far from both the fix (about a second) and the fault (half a minute), for a busy CI machine.
+    assert!(slowest_health < std::time::Duration::from_secs(5), "/health took {slowest_health:?}");
+    assert!(arrivals.len() >= 2 && longest_gap < std::time::Duration::from_secs(5), "stats updates stalled: {longest_gap:?}");
+}

@@ -8,6 +8,10 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use support::aws::{dynamodb_env, fresh_table};
 use support::{Dashboard, LambdaStandIn, NodeOptions, TestFunctions, TestNode};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The credential of the node's `@connections` API, given to the functions that call it.
+const CONNECTIONS_TOKEN: &str = "connections-credential-for-tests";
 
 /// A node and the functions, sharing one table.
 struct Cloud {
@@ -20,9 +24,13 @@ impl Cloud {
     async fn start(extra: &[(&str, &str)]) -> Cloud {
         let table = fresh_table();
         // The node's own ticker stays quiet: the stats function does the ticking here.
-        let node = TestNode::start_with(NodeOptions::default().dynamodb(&table).env("STATS_INTERVAL_SECONDS", 3600)).await;
+        let node = TestNode::start_with(
+            NodeOptions::default().dynamodb(&table).env("STATS_INTERVAL_SECONDS", 3600).env("CONNECTIONS_TOKEN", CONNECTIONS_TOKEN),
+        )
+        .await;
         let mut env = dynamodb_env(&table);
         env.push(("WEBSOCKET_CALLBACK_URL".into(), format!("http://{}", node.addr)));
+        env.push(("CONNECTIONS_TOKEN".into(), CONNECTIONS_TOKEN.into()));
         env.push(("STATS_INTERVAL_SECONDS".into(), "1".into()));
         env.push(("STATS_TICKS".into(), "2".into()));
         env.push(("CONNECTIONS_PAGE_SIZE".into(), "3".into()));
@@ -271,34 +279,45 @@ async fn every_function_documents_the_whole_http_api() {
 
 #[tokio::test]
 async fn the_node_serves_connections_in_api_gateway_shape() {
-    let node = TestNode::start_with(NodeOptions::default().env("STATS_INTERVAL_SECONDS", 3600)).await;
+    let node =
+        TestNode::start_with(NodeOptions::default().env("STATS_INTERVAL_SECONDS", 3600).env("CONNECTIONS_TOKEN", CONNECTIONS_TOKEN)).await;
     let mut dashboard = node.dashboard("/api/v1/ws/dashboard").await;
     let client = reqwest::Client::new();
     let url = node.url(&format!("/@connections/{}", dashboard.connection_id));
 
-    let posted = client.post(&url).body(r#"{"type":"notification","data":{"n":1}}"#).send().await.unwrap();
+    let posted =
+        client.post(&url).header("x-api-key", CONNECTIONS_TOKEN).body(r#"{"type":"notification","data":{"n":1}}"#).send().await.unwrap();
     assert_eq!(posted.status(), 200);
     assert_eq!(dashboard.next_of_type("notification").await["data"]["n"], 1);
 
-    let info: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let info: Value = client.get(&url).bearer_auth(CONNECTIONS_TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["Identity"]["SourceIp"], "127.0.0.1");
     assert!(info["ConnectedAt"].as_str().unwrap().ends_with('Z'));
     assert!(info["LastActiveAt"].is_string());
 
-    let not_text = client.post(&url).body(vec![0xff, 0xfe]).send().await.unwrap();
+    let not_text = client.post(&url).header("x-api-key", CONNECTIONS_TOKEN).body(vec![0xff, 0xfe]).send().await.unwrap();
     assert_eq!(not_text.status(), 400);
 
-    // Not local (it came through a proxy) and no token: refused.
-    let proxied = client.post(&url).header("x-forwarded-for", "203.0.113.4").body("{}").send().await.unwrap();
-    assert_eq!(proxied.status(), 403);
-    assert_eq!(proxied.headers()["x-amzn-errortype"], "ForbiddenException");
+    // A local caller without the credential, or with a wrong one: refused, in API Gateway's shape.
+    for request in [client.post(&url), client.post(&url).header("x-api-key", "guessed"), client.post(&url).bearer_auth("guessed")] {
+        let refused = request.body(r#"{"type":"restarting","data":{"message":"forged"}}"#).send().await.unwrap();
+        assert_eq!(refused.status(), 403);
+        assert_eq!(refused.headers()["x-amzn-errortype"], "ForbiddenException");
+    }
 
-    let deleted = client.delete(&url).send().await.unwrap();
+    let deleted = client.delete(&url).header("x-api-key", CONNECTIONS_TOKEN).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
-    let close = dashboard.closed().await.expect("a close frame");
+    // The forged messages never reached the dashboard: all it sees before the close is genuine.
+    let close = loop {
+        match dashboard.next_message().await.expect("a close frame") {
+            Message::Close(frame) => break frame.expect("a close code"),
+            Message::Text(text) => assert!(!text.contains("forged"), "a refused post reached the dashboard: {text}"),
+            _ => {}
+        }
+    };
     assert_eq!(u16::from(close.code), 1000);
 
-    let gone = client.post(&url).body("{}").send().await.unwrap();
+    let gone = client.post(&url).header("x-api-key", CONNECTIONS_TOKEN).body("{}").send().await.unwrap();
     assert_eq!(gone.status(), 410);
     assert_eq!(gone.headers()["x-amzn-errortype"], "GoneException");
     let body: Value = gone.json().await.unwrap();
@@ -346,4 +365,29 @@ async fn an_ingestion_in_the_ingest_function_reaches_every_dashboard() {
     let stats = dashboards[0].next_of_type("stats_update").await;
     assert_eq!(stats["data"]["totalNodes"], result["total_nodes_created"]);
     assert_eq!(stats["data"]["filesProcessed"], 1);
+}
+
+/// Every 5xx names the component that failed, and every 503 says when to come back.
+#[tokio::test]
+async fn a_function_that_cannot_restart_or_broadcast_says_which_part_and_when_to_retry() {
+    let token = "cloud-admin-token-for-5xx";
+    let secret = support::aws::create_secret(&format!("tributary-admin-{}", uuid_suffix()), token).await;
+    // No TRIBUTARY_FUNCTIONS to cycle, and no @connections API to post to.
+    let mut env = dynamodb_env(&fresh_table());
+    env.push(("ADMIN_TOKEN_SECRET_ARN".into(), secret));
+    env.push(("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), support::aws::dynamodb_endpoint()));
+    let functions = TestFunctions::start(env).await;
+    let client = reqwest::Client::new();
+
+    let restart = client.post(functions.url("/admin/restart")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(restart.status(), 501);
+    let body: Value = restart.json().await.unwrap();
+    assert_eq!((body["error"].as_str(), body["component"].as_str()), (Some("restart_unsupported"), Some("restart")), "{body}");
+
+    let message = json!({"type": "notification", "data": {"message": "hello"}});
+    let broadcast = client.post(functions.url("/admin/broadcast")).bearer_auth(token).json(&message).send().await.unwrap();
+    assert_eq!(broadcast.status(), 503);
+    assert!(broadcast.headers().get("retry-after").is_some(), "a 503 says when to come back: {:?}", broadcast.headers());
+    let body: Value = broadcast.json().await.unwrap();
+    assert_eq!((body["error"].as_str(), body["component"].as_str()), (Some("broadcaster_unavailable"), Some("broadcaster")), "{body}");
 }

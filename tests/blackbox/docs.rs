@@ -112,3 +112,64 @@ fn the_chat_stream_function_answers_through_a_streaming_function_url() {
     assert!(!block.contains("Type: HttpApi"), "an HTTP API integration cannot take a streamed response");
     assert!(template.contains("!GetAtt ChatStreamFunctionUrl.FunctionUrl"), "the stack gives the stream's URL");
 }
+
+/// Every error code the server can answer is in docs/api.md's error table. The codes are read from
+/// the sources where errors are built: `ApiError`'s constructors (the code is the first string
+/// argument, after the component for `unavailable`), the fixed codes of its named constructors,
+/// the `@connections` API's own errors (`code: "…"`), and the language-model errors (`llm_…`).
+#[test]
+fn every_error_code_is_in_the_api_reference() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let mut sources = Vec::new();
+    for folder in ["shared/src", "socket-node/src"] {
+        let mut pending = vec![root.join(folder)];
+        while let Some(path) = pending.pop() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|extension| extension == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    // Tests build errors of their own.
+                    sources.push(text.split("#[cfg(test)]").next().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    // The string arguments of each call after `marker`; `code_argument` is which argument is the
+    // code (counting arguments, literal or not).
+    let codes_after = |text: &str, marker: &str, code_argument: usize| -> Vec<String> {
+        text.match_indices(marker)
+            .filter_map(|(at, _)| {
+                // The call's arguments, to the end of the statement (an argument may call something).
+                let call = &text[at + marker.len()..];
+                let call = &call[..call.find(';').unwrap_or(call.len())];
+                let arguments: Vec<&str> = call.split(',').map(str::trim).collect();
+                let argument = arguments.get(code_argument)?;
+                argument.strip_prefix('"')?.split('"').next().map(str::to_owned)
+            })
+            .collect()
+    };
+    let mut codes = std::collections::BTreeSet::new();
+    for text in &sources {
+        for (marker, code_argument) in [
+            ("ApiError::new(", 1),
+            ("Self::new(StatusCode::", 1),
+            ("ApiError::bad_request(", 0),
+            ("ApiError::forbidden(", 0),
+            ("ApiError::unavailable(", 1),
+        ] {
+            codes.extend(codes_after(text, marker, code_argument));
+        }
+        // The @connections API's errors and the language-model errors name their codes as literals.
+        for (at, _) in text.match_indices("code: \"").chain(text.match_indices("\"llm_")) {
+            let rest = &text[at..];
+            codes.insert(rest[rest.find('"').unwrap() + 1..].split('"').next().unwrap().to_owned());
+        }
+    }
+    codes.retain(|code| code.chars().all(|c| c.is_ascii_lowercase() || c == '_') && code.contains(|c: char| c.is_ascii_lowercase()));
+    assert!(codes.len() > 25 && codes.contains("store_unavailable") && codes.contains("llm_timeout"), "read the codes: {codes:?}");
+    let table = API.split("| Status | Codes | When |").nth(1).unwrap().split("\n\n").next().unwrap();
+    let missing: Vec<&String> = codes.iter().filter(|code| !table.contains(&format!("`{code}`"))).collect();
+    assert!(missing.is_empty(), "error codes missing from docs/api.md's error table: {missing:?}");
+}

@@ -1,5 +1,5 @@
 //! Slow and hostile clients, all at once beside well-behaved dashboards: a reader that never reads,
-//! a flooder, an oversized frame, invalid UTF-8, a peer that went silent (half-open), and HTTP
+//! a flooder (of text; binary frames and pings apart), an oversized frame, invalid UTF-8, a peer that went silent (half-open), and HTTP
 //! connections that never finish their request head (slowloris). Each offender is closed with its
 //! code, the dashboards' broadcast latency stays within a few times what it was before, and the
 //! node's memory stays bounded.
@@ -76,7 +76,7 @@ async fn hostile_clients_are_closed_with_their_codes_while_dashboards_stay_serve
             .env("STATS_INTERVAL_SECONDS", 3600)
             .env("WEBSOCKET_MAX_CONNECTIONS_PER_IP", 1000)
             .env("WEBSOCKET_HEARTBEAT_SECONDS", 2)
-            .env("WEBSOCKET_QUEUE_CAPACITY", 8)
+            .env("WEBSOCKET_QUEUE_MAX_BYTES", 256 * 1024)
             // Far longer than the test: if the fan-out waited on the stalled reader, latency would show it.
             .env("WEBSOCKET_SEND_TIMEOUT_SECONDS", 600)
             .env("WEBSOCKET_MAX_MESSAGE_BYTES", 16 * 1024),
@@ -152,7 +152,7 @@ async fn hostile_clients_are_closed_with_their_codes_while_dashboards_stay_serve
 
     // The server's side of each: why it closed whom (the reasons go on with the details).
     let expected = [
-        (1008, "slow consumer: too many messages waiting"),
+        (1008, "slow consumer: too much data waiting"),
         (1008, "too many messages from this client"),
         (1009, "message too big"),
         (1007, "invalid UTF-8 in a text frame"),
@@ -191,4 +191,27 @@ async fn hostile_clients_are_closed_with_their_codes_while_dashboards_stay_serve
     for reader in readers {
         reader.abort();
     }
+}
+
+/// Every frame a client sends counts against its message budget, whatever its kind: a flood of
+/// binary frames, or of pings, is closed like a flood of text (binary frames were each answered
+/// with `invalid_message` and never refused).
+#[tokio::test]
+async fn floods_of_binary_frames_or_pings_are_closed_like_floods_of_text() {
+    let node = TestNode::start_with(NodeOptions::default().env("STATS_INTERVAL_SECONDS", 3600)).await;
+    for (kind, opcode, payload) in [("binary", 0x2u8, &b"\x01\x02\x03"[..]), ("ping", 0x9u8, &b"are you there"[..])] {
+        let (mut read, mut write) = raw_websocket(node.addr).await.into_split();
+        let frame = client_frame(opcode, payload);
+        let flood = tokio::spawn(async move { while write.write_all(&frame).await.is_ok() {} });
+        let closed = tokio::time::timeout(Duration::from_secs(30), read_until_close(&mut read)).await;
+        flood.abort();
+        let closed = closed.unwrap_or_else(|_| panic!("a {kind} flood was not closed within 30 s"));
+        // The flood's unread answers may turn the close into a reset; the node's record says why.
+        assert!(matches!(closed, Ok(1008) | Err(_)), "a {kind} flood: {closed:?}");
+    }
+    let closed_for_flooding = |items: &Value| {
+        let reason = |event: &&Value| event["metadata"]["reason"].as_str().is_some_and(|reason| reason.starts_with("too many messages"));
+        items.as_array().into_iter().flatten().filter(reason).count() == 2
+    };
+    node.poll_json("/api/v1/activity/recent?type=websocket_disconnect&limit=100", closed_for_flooding).await;
 }

@@ -299,6 +299,14 @@ async fn bad_uploads_get_clear_answers_and_store_nothing(kind: HostKind) {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let response = client.post(host.url("/api/v1/ingest")).json(&json!({"files": [{"name": "x"}]})).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // File names that would forge lines in logs and listings: NUL, CR/LF, other control characters.
+    for name in ["a\u{0}.sql", "a.sql\r\nINFO forged line", "tab\tname.sql"] {
+        let body = json!({"files": [{"filename": name, "content": "CREATE TABLE t (a INT);"}]});
+        let response = client.post(host.url("/api/v1/ingest")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["field"], "files[0].filename", "{body}");
+    }
     // Queries out of range, an unknown node with the closest names.
     for path in [
         "/api/v1/search?q=",

@@ -121,6 +121,27 @@ async fn restart_needs_the_admin_token_when_one_is_set() {
     assert!(!node.logs().contains(token), "the admin token never reaches the logs");
 }
 
+/// Behind a proxy on the same host that adds no forwarding header, every request looks local: a
+/// node set up as if proxied, with no admin token, says so when it starts; with a token it does not.
+#[tokio::test]
+async fn a_node_that_looks_proxied_without_an_admin_token_warns_at_start() {
+    let warning = "no ADMIN_TOKEN is set and this node looks reached through a proxy";
+    let proxied = [
+        NodeOptions::default().env("TRUST_FORWARDED_FOR", "true"),
+        NodeOptions::default().env("PUBLIC_WEBSOCKET_URL", "wss://lineage.example.com/api/v1/ws/dashboard"),
+    ];
+    for options in proxied {
+        let node = TestNode::start_with(options).await;
+        assert!(node.logs().contains(warning), "{}", node.logs());
+    }
+    let quiet =
+        [NodeOptions::default(), NodeOptions::default().env("TRUST_FORWARDED_FOR", "true").env("ADMIN_TOKEN", "set-behind-the-proxy")];
+    for options in quiet {
+        let node = TestNode::start_with(options).await;
+        assert!(!node.logs().contains(warning), "{}", node.logs());
+    }
+}
+
 #[tokio::test]
 async fn the_bearer_token_is_accepted() {
     let token = "another-admin-token";

@@ -210,7 +210,7 @@ async fn a_reader_that_stops_reading_is_closed_without_delaying_the_others() {
         // stalled client, the reader would not get its messages in time and the test would fail.
         NodeOptions::default()
             .env("STATS_INTERVAL_SECONDS", 3600)
-            .env("WEBSOCKET_QUEUE_CAPACITY", 4)
+            .env("WEBSOCKET_QUEUE_MAX_BYTES", 256 * 1024)
             .env("WEBSOCKET_SEND_TIMEOUT_SECONDS", 600),
     )
     .await;
@@ -297,4 +297,119 @@ async fn a_client_that_stops_answering_pings_is_closed_with_1001() {
         .poll_json("/api/v1/activity/recent?type=websocket_disconnect", |items| items.as_array().is_some_and(|items| !items.is_empty()))
         .await;
     assert_eq!(disconnects[0]["metadata"]["reason"], "no answer to pings");
+}
+
+/// A burst the server produces is no reason to close a client that reads everything: 200 uploads at
+/// once beside 200 dashboards (in this process, not the node's), and every dashboard gets all 200
+/// `ingestion_complete` messages and stays open. (With an outbox bounded in messages, dashboards
+/// were closed with 1008 after one message once 70 uploads ran at once.)
+#[tokio::test]
+async fn a_burst_of_uploads_reaches_every_dashboard_that_reads_and_closes_none() {
+    const UPLOADS: usize = 200;
+    const DASHBOARDS: usize = 200;
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let node = TestNode::start_with(NodeOptions::default().env("WEBSOCKET_MAX_CONNECTIONS_PER_IP", 1000)).await;
+    let mut readers = Vec::new();
+    for _ in 0..DASHBOARDS {
+        let mut dashboard = node.dashboard("/api/v1/ws/dashboard").await;
+        readers.push(tokio::spawn(async move {
+            let mut completed = std::collections::HashSet::new();
+            while completed.len() < UPLOADS {
+                match dashboard.next_message().await {
+                    Some(Message::Text(text)) => {
+                        let message: Value = serde_json::from_str(&text).unwrap();
+                        if message["type"] == "ingestion_complete" {
+                            completed.insert(message["data"]["ingestion_id"].as_str().unwrap().to_owned());
+                        }
+                    }
+                    Some(Message::Close(frame)) => return Err(format!("closed after {} completions: {frame:?}", completed.len())),
+                    None => return Err(format!("dropped after {} completions", completed.len())),
+                    Some(_) => {}
+                }
+            }
+            Ok(dashboard)
+        }));
+    }
+    let client = reqwest::Client::new();
+    let uploads: Vec<_> = (0..UPLOADS)
+        .map(|n| {
+            let (client, url) = (client.clone(), node.url("/api/v1/ingest"));
+            let sql = format!("CREATE TABLE burst.t{n} (id INT);\nCREATE VIEW burst.v{n} AS SELECT id FROM burst.t{n};\n");
+            tokio::spawn(async move {
+                client.post(url).json(&json!({"files": [{"filename": format!("b{n}.sql"), "content": sql}]})).send().await
+            })
+        })
+        .collect();
+    for upload in uploads {
+        assert!(upload.await.unwrap().unwrap().status().is_success());
+    }
+    let mut served = Vec::new();
+    for reader in readers {
+        let outcome = tokio::time::timeout(support::PATIENCE * 3, reader).await.expect("every completion arrives").unwrap();
+        let mut dashboard = outcome.unwrap_or_else(|why| panic!("a dashboard that reads was not served: {why}"));
+        dashboard.send_json(json!({"type": "ping"})).await;
+        assert_eq!(dashboard.next_of_type("pong").await["type"], "pong", "still open");
+        served.push(dashboard);
+    }
+    // The stats may be a moment stale after the burst (they are cached, and kept while the store is busy).
+    node.poll_json("/api/v1/stats", |stats| stats["activeConnections"] == DASHBOARDS).await;
+    drop(served);
+}
+
+/// Every client that reads gets every `stats_update`: 1,000 dashboards, a 1 s interval, and each
+/// tick sent while they all read reaches every one of them (an outbox keeps only the newest unsent
+/// update, so a tick can only be skipped for a client that has not read the one before).
+#[tokio::test]
+async fn every_reading_dashboard_gets_every_stats_tick() {
+    const DASHBOARDS: usize = 1_000;
+    // This process holds the dashboards' sockets: more than the usual soft limit of 1,024 files.
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let node = TestNode::start_with(
+        NodeOptions::default().env("STATS_INTERVAL_SECONDS", 1).env("WEBSOCKET_MAX_CONNECTIONS_PER_IP", 2 * DASHBOARDS),
+    )
+    .await;
+    let ticks: std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeSet<String>>>> =
+        std::sync::Arc::new(std::sync::Mutex::new(vec![Default::default(); DASHBOARDS]));
+    let mut readers = Vec::new();
+    for index in 0..DASHBOARDS {
+        let mut dashboard = node.dashboard("/api/v1/ws/dashboard").await;
+        let ticks = ticks.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(message) = dashboard.next_message().await {
+                let Message::Text(text) = message else { continue };
+                let message: Value = serde_json::from_str(&text).unwrap();
+                if message["type"] == "stats_update" {
+                    ticks.lock().unwrap()[index].insert(message["timestamp"].as_str().unwrap().to_owned());
+                }
+            }
+        }));
+    }
+    // Ticks from the moment all are connected, for eight intervals; then two more for the last to arrive.
+    let since = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let until = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for reader in &readers {
+        reader.abort();
+    }
+    let ticks = ticks.lock().unwrap();
+    let within = |stamp: &String| {
+        let at = chrono::DateTime::parse_from_rfc3339(stamp).unwrap();
+        at >= since && at <= until
+    };
+    let sent: std::collections::BTreeSet<&String> = ticks.iter().flatten().filter(|stamp| within(stamp)).collect();
+    assert!(sent.len() >= 6, "about one tick a second: {sent:?}");
+    let short: Vec<(usize, usize)> = ticks
+        .iter()
+        .enumerate()
+        .map(|(index, seen)| (index, seen.iter().filter(|stamp| within(stamp)).count()))
+        .filter(|(_, count)| *count < sent.len())
+        .collect();
+    assert!(
+        short.is_empty(),
+        "{} of {DASHBOARDS} dashboards missed ticks of the {}: {:?}",
+        short.len(),
+        sent.len(),
+        &short[..short.len().min(10)]
+    );
 }

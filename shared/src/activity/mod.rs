@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use recorder::{ActivityRecorder, RecorderMode, RecorderStatus};
+pub use recorder::{ActivityRecorder, NotDurable, RecorderMode, RecorderStatus};
 
 /// What kind of thing happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

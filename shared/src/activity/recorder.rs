@@ -60,6 +60,17 @@ enum Control {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// An event waiting for the writer, and who waits to hear it is durable.
+struct Queued {
+    event: ActivityEvent,
+    durable: Option<oneshot::Sender<bool>>,
+}
+
+/// An event that is neither in the store nor in the spill file (both refused it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the activity event could be written neither to the store nor to the spill file")]
+pub struct NotDurable;
+
 /// Records activity events; cheap to clone.
 #[derive(Clone)]
 pub struct ActivityRecorder {
@@ -71,7 +82,7 @@ struct Inner {
     store: Arc<dyn ActivityStore>,
     spill: Arc<SpillFile>,
     batch_size: usize,
-    queue: Option<mpsc::Sender<ActivityEvent>>,
+    queue: Option<mpsc::Sender<Queued>>,
     control: Option<mpsc::UnboundedSender<Control>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     persisted: AtomicU64,
@@ -156,24 +167,47 @@ impl ActivityRecorder {
     }
 
     /// Records one event. Never fails and never drops it: at worst it lands in the spill file.
+    /// Returns before it is written (on a background recorder).
     pub async fn record(&self, event: ActivityEvent) {
+        let _ = self.enqueue(event, None).await;
+    }
+
+    /// Records one event and returns once it is durable: committed to the store, or appended to
+    /// the spill file (which the next successful write replays), so a crash of the process from then
+    /// on cannot lose it. On a background recorder the event joins the writer's next batch, so
+    /// concurrent callers share one commit.
+    pub async fn record_durably(&self, event: ActivityEvent) -> Result<(), NotDurable> {
+        let (durable, written) = oneshot::channel();
+        match self.enqueue(event, Some(durable)).await {
+            Some(done) => done,
+            // The writer answers once the batch holding the event is stored or spilled; if it is
+            // gone without answering, the event was dropped with the queue.
+            None => written.await.unwrap_or(false).then_some(()).ok_or(NotDurable),
+        }
+    }
+
+    /// Hands `event` to the writer; or, without one or when the queue is full, writes or spills it
+    /// here and returns whether that made it durable.
+    async fn enqueue(&self, event: ActivityEvent, durable: Option<oneshot::Sender<bool>>) -> Option<Result<(), NotDurable>> {
         let inner = &self.inner;
-        match &inner.queue {
-            Some(queue) => match queue.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event)) => {
-                    inner.spill_or_log(vec![event], "activity queue is full or closed").await;
+        let outcome = match &inner.queue {
+            Some(queue) => match queue.try_send(Queued { event, durable }) {
+                Ok(()) => return None,
+                Err(mpsc::error::TrySendError::Full(queued) | mpsc::error::TrySendError::Closed(queued)) => {
+                    inner.spill_or_log(vec![queued.event], "activity queue is full or closed").await
                 }
             },
             None => {
                 let batch = vec![event];
                 if inner.write_with_retry(&batch).await {
                     inner.replay_spill().await;
+                    true
                 } else {
-                    inner.spill_or_log(batch, "store write failed after retries").await;
+                    inner.spill_or_log(batch, "store write failed after retries").await
                 }
             }
-        }
+        };
+        Some(outcome.then_some(()).ok_or(NotDurable))
     }
 
     /// Waits until every event recorded before this call is stored or spilled.
@@ -266,17 +300,21 @@ impl Inner {
         }
     }
 
-    /// Appends to the spill file off the async threads.
-    async fn spill_or_log(&self, events: Vec<ActivityEvent>, why: &'static str) {
+    /// Appends to the spill file off the async threads; returns whether the events are in it.
+    async fn spill_or_log(&self, events: Vec<ActivityEvent>, why: &'static str) -> bool {
         let spill = self.spill.clone();
         let count = events.len();
         let written =
             tokio::task::spawn_blocking(move || spill.append(&events)).await.unwrap_or_else(|error| Err(std::io::Error::other(error)));
         match written {
-            Ok(()) => tracing::debug!(count, path = %self.spill.path().display(), why, "activity spilled to file"),
+            Ok(()) => {
+                tracing::debug!(count, path = %self.spill.path().display(), why, "activity spilled to file");
+                true
+            }
             // The one place an event can be lost: neither the store nor the local disk take it.
             Err(error) => {
-                tracing::error!(count, path = %self.spill.path().display(), %error, why, "activity could not be spilled; events lost")
+                tracing::error!(count, path = %self.spill.path().display(), %error, why, "activity could not be spilled; events lost");
+                false
             }
         }
     }
@@ -330,7 +368,7 @@ impl Inner {
     }
 }
 
-async fn run_writer(inner: Arc<Inner>, mut queue: mpsc::Receiver<ActivityEvent>, mut control: mpsc::UnboundedReceiver<Control>) {
+async fn run_writer(inner: Arc<Inner>, mut queue: mpsc::Receiver<Queued>, mut control: mpsc::UnboundedReceiver<Control>) {
     inner.replay_spill().await;
     let mut batch = Vec::with_capacity(inner.batch_size);
     loop {
@@ -362,12 +400,12 @@ async fn run_writer(inner: Arc<Inner>, mut queue: mpsc::Receiver<ActivityEvent>,
 /// Writes everything waiting in the queue. Once a batch fails (or the store was already failing,
 /// or the shutdown deadline has passed) the rest goes straight to the spill file: a flush must
 /// finish promptly even while the store is down.
-async fn drain(inner: &Inner, queue: &mut mpsc::Receiver<ActivityEvent>, batch: &mut Vec<ActivityEvent>) {
+async fn drain(inner: &Inner, queue: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>) {
     let mut store_down = inner.failing.load(Ordering::Relaxed);
     loop {
         while batch.len() < inner.batch_size {
             match queue.try_recv() {
-                Ok(event) => batch.push(event),
+                Ok(queued) => batch.push(queued),
                 Err(_) => break,
             }
         }
@@ -376,23 +414,47 @@ async fn drain(inner: &Inner, queue: &mut mpsc::Receiver<ActivityEvent>, batch: 
         }
         let past_deadline = inner.deadline().is_some_and(|deadline| Instant::now() >= deadline);
         if store_down || past_deadline {
-            inner.spill_or_log(std::mem::take(batch), "store down or out of time during flush").await;
+            let (events, waiting) = split(batch);
+            let spilled = inner.spill_or_log(events, "store down or out of time during flush").await;
+            tell(waiting, spilled);
         } else {
             store_down = !write_or_spill(inner, batch).await;
         }
     }
 }
 
-/// Writes a batch (spilling it if the store will not take it); returns whether it was stored.
-async fn write_or_spill(inner: &Inner, batch: &mut Vec<ActivityEvent>) -> bool {
-    let stored = inner.write_with_retry(batch).await;
+/// Writes a batch (spilling it if the store will not take it), tells whoever waits on its events
+/// whether they are durable, and returns whether it was stored.
+async fn write_or_spill(inner: &Inner, batch: &mut Vec<Queued>) -> bool {
+    let (events, waiting) = split(batch);
+    let stored = inner.write_with_retry(&events).await;
     if stored {
-        batch.clear();
+        tell(waiting, true);
         inner.replay_spill().await;
     } else {
-        inner.spill_or_log(std::mem::take(batch), "store write failed after retries").await;
+        let spilled = inner.spill_or_log(events, "store write failed after retries").await;
+        tell(waiting, spilled);
     }
     stored
+}
+
+/// Empties `batch` into its events and the callers waiting on them.
+fn split(batch: &mut Vec<Queued>) -> (Vec<ActivityEvent>, Vec<oneshot::Sender<bool>>) {
+    let mut waiting = Vec::new();
+    let events = batch
+        .drain(..)
+        .map(|queued| {
+            waiting.extend(queued.durable);
+            queued.event
+        })
+        .collect();
+    (events, waiting)
+}
+
+fn tell(waiting: Vec<oneshot::Sender<bool>>, durable: bool) {
+    for waiter in waiting {
+        let _ = waiter.send(durable);
+    }
 }
 
 #[cfg(test)]
@@ -525,6 +587,29 @@ mod tests {
             .await
             .expect("shutdown returns once its deadline has passed");
         assert_eq!(recorder.status().spilled, 30, "nothing lost: every event is in the spill file");
+    }
+
+    #[tokio::test]
+    async fn a_durable_record_returns_once_its_event_is_stored_or_spilled() {
+        let (_folder, disk, spill) = setup(false);
+        let recorder = ActivityRecorder::background_with_retry(disk.clone(), spill, 100, 10, FAST);
+        // Many at once share the writer's batches; each returns with its event already stored.
+        let records: Vec<_> = (0..40)
+            .map(|n| {
+                let recorder = recorder.clone();
+                tokio::spawn(async move { recorder.record_durably(event(n)).await })
+            })
+            .collect();
+        for record in records {
+            record.await.unwrap().unwrap();
+        }
+        assert_eq!(stored(&disk).await, 40, "every event is stored when its record returns");
+
+        // With the store down, a durable record returns once the event is in the spill file.
+        disk.down.store(true, Ordering::SeqCst);
+        recorder.record_durably(event(41)).await.unwrap();
+        assert_eq!(recorder.status().spilled, 1);
+        recorder.shutdown(Duration::from_secs(1)).await;
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::lineage::NodeKind;
+use crate::similar;
 
 /// An object the question names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,13 @@ pub struct Found {
 
 /// Most objects one question is taken to name.
 pub const MAX_NAMED: usize = 8;
+
+/// Most words of one question compared with every object for near misses (a question names a few
+/// objects; a wall of made-up identifiers is not a question).
+const MAX_COMPARED_WORDS: usize = 12;
+
+/// Most unknown names reported, each with its closest names.
+const MAX_UNMATCHED: usize = 4;
 
 /// Words never taken for names: English glue and the words questions about SQL are made of.
 const STOP_WORDS: &[&str] = &[
@@ -208,36 +216,35 @@ pub fn find<'a>(question: &str, objects: &'a [(String, NodeKind)]) -> Found {
             consumed[position] = true;
         }
     }
-    // Near misses, for words that look like names: not stop words, long enough to mistype.
+    // Near misses, for words that look like names: not stop words, long enough to mistype, short
+    // enough to be a name. Each is compared with every object, so how many are is bounded too.
+    let mut compared_words = 0;
     for (position, word) in words.iter().enumerate() {
-        if consumed[position] || !looks_like_a_name(word) {
+        if consumed[position] || !looks_like_a_name(word) || word.chars().count() > similar::MAX_COMPARED_CHARS {
             continue;
         }
+        compared_words += 1;
+        if compared_words > MAX_COMPARED_WORDS {
+            break;
+        }
         let key = word.to_lowercase();
-        let length = key.chars().count();
-        let allowed = if length >= 8 { 2 } else { 1 };
+        let allowed = if key.chars().count() >= 8 { 2 } else { 1 };
         // A qualified word is compared with whole ids, a bare one with names without their schema.
         let qualified = key.contains('.');
         let compared = |id: &'a str| -> &'a str { if qualified { id } else { last_part(id) } };
-        // The distance is at least the difference in length: most names are skipped uncompared.
         let near: Vec<(usize, usize)> = objects
             .iter()
             .enumerate()
-            .filter(|(_, (id, _))| compared(id).chars().count().abs_diff(length) <= allowed)
-            .map(|(index, (id, _))| (distance(&key, compared(id)), index))
-            .filter(|(score, _)| *score <= allowed)
+            .filter_map(|(index, (id, _))| similar::distance_within(&key, compared(id), allowed).map(|score| (score, index)))
             .collect();
         if let Some(best) = near.iter().map(|(score, _)| *score).min() {
             for (_, index) in near.into_iter().filter(|(score, _)| *score == best) {
                 name(index, word, Match::Near, &mut found);
             }
-        } else if is_identifier_like(word) {
+        } else if is_identifier_like(word) && found.unmatched.len() < MAX_UNMATCHED {
             // Only words that read as identifiers are reported as unknown names.
-            let mut scored: Vec<(usize, &String)> = objects.iter().map(|(id, _)| (distance(&key, compared(id)), id)).collect();
-            scored.sort();
-            found
-                .unmatched
-                .push(Unmatched { written: word.clone(), closest: scored.into_iter().take(5).map(|(_, id)| id.clone()).collect() });
+            let closest = similar::closest(&key, objects, |(id, _)| compared(id), 5);
+            found.unmatched.push(Unmatched { written: word.clone(), closest: closest.into_iter().map(|(id, _)| id.clone()).collect() });
         }
     }
     found.named.sort_by(|a, b| a.how.cmp(&b.how).then_with(|| a.id.cmp(&b.id)));
@@ -252,7 +259,7 @@ fn words(question: &str) -> Vec<String> {
         .split(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '#' | '$' | '"' | '`' | '[' | ']')))
         .map(|word| word.chars().filter(|c| !matches!(c, '"' | '`' | '[' | ']')).collect::<String>())
         .map(|word| word.trim_matches('.').to_owned())
-        .filter(|word| !word.is_empty() && word.len() <= 256)
+        .filter(|word| !word.is_empty())
         .collect()
 }
 
@@ -269,20 +276,6 @@ fn looks_like_a_name(word: &str) -> bool {
 fn is_identifier_like(word: &str) -> bool {
     looks_like_a_name(word)
         && (word.contains(['_', '.']) || word.chars().any(|c| c.is_ascii_digit()) || word.chars().skip(1).any(char::is_uppercase))
-}
-
-/// Levenshtein distance, over characters.
-pub(crate) fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, left) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, right) in b.iter().enumerate() {
-            current[j + 1] = (previous[j] + usize::from(left != *right)).min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
@@ -351,9 +344,15 @@ mod tests {
     }
 
     #[test]
-    fn edit_distance() {
-        assert_eq!(distance("orders", "order"), 1);
-        assert_eq!(distance("", "abc"), 3);
-        assert_eq!(distance("costumers", "customers"), 2);
+    fn a_wall_of_made_up_identifiers_is_compared_within_bounds() {
+        let objects: Vec<(String, NodeKind)> = (0..2_000).map(|n| (format!("raw.table_{n:05}"), NodeKind::Table)).collect();
+        let long_words: Vec<String> = (0..15).map(|n| format!("made_up_{n}_{}", "x".repeat(250))).collect();
+        let found = find(&long_words.join(" "), &objects);
+        assert!(found.named.is_empty() && found.unmatched.is_empty(), "words longer than a name are not names: {found:?}");
+
+        let short_words: Vec<String> = (0..30).map(|n| format!("fact_{n}_shipments")).collect();
+        let found = find(&short_words.join(" "), &objects);
+        assert_eq!(found.unmatched.len(), MAX_UNMATCHED, "a few unknown names are reported, not every word");
+        assert!(found.unmatched.iter().all(|unmatched| unmatched.closest.len() == 5));
     }
 }

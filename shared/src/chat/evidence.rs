@@ -200,18 +200,30 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
     }
     if matches!(mode, Mode::Graph | Mode::Deep) {
         let objects = state.stores.lineage.object_index(project).await?;
-        let mut found = entities::find(question, &objects);
         // A follow-up that names nothing is about what the last turns named.
-        if found.named.is_empty() && mode == Mode::Deep {
-            for turn in evidence.history.iter().rev() {
-                found = entities::find(&turn.question, &objects);
+        let earlier: Vec<String> =
+            if mode == Mode::Deep { evidence.history.iter().rev().map(|turn| turn.question.clone()).collect() } else { Vec::new() };
+        let question_owned = question.to_owned();
+        // Matching compares the question's words with every object: CPU work that grows with the
+        // project, so off the async workers.
+        let (found, from_earlier, objects) = state
+            .cpu
+            .run("chat", move || {
+                let found = entities::find(&question_owned, &objects);
                 if !found.named.is_empty() {
-                    evidence
-                        .warnings
-                        .push(format!("the question names no object; answering about what \"{}\" named", abridged(&turn.question, 80)));
-                    break;
+                    return (found, None, objects);
                 }
-            }
+                for earlier in earlier {
+                    let earlier_found = entities::find(&earlier, &objects);
+                    if !earlier_found.named.is_empty() {
+                        return (earlier_found, Some(earlier), objects);
+                    }
+                }
+                (found, None, objects)
+            })
+            .await?;
+        if let Some(earlier) = from_earlier {
+            evidence.warnings.push(format!("the question names no object; answering about what \"{}\" named", abridged(&earlier, 80)));
         }
         evidence.intent = Intent::of(question, !found.named.is_empty());
         evidence.unmatched = found.unmatched;

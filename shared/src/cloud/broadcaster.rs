@@ -13,7 +13,13 @@ use std::time::Instant;
 use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use futures::{StreamExt, stream};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::realtime::{BroadcastError, BroadcastReport, Broadcaster, ConnectionId, Frame, ServerMessage};
@@ -39,6 +45,32 @@ pub struct FanOut {
     pub duration_ms: u64,
 }
 
+/// Adds the `@connections` credential to each request, after it is signed (it is not part of the
+/// signature, and API Gateway's own API never gets it unless configured to).
+struct PresentToken(SecretString);
+
+impl std::fmt::Debug for PresentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PresentToken(..)")
+    }
+}
+
+impl Intercept for PresentToken {
+    fn name(&self) -> &'static str {
+        "PresentToken"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        context.request_mut().headers_mut().insert("x-api-key", self.0.expose_secret().to_owned());
+        Ok(())
+    }
+}
+
 /// Posts to connections through `@connections`.
 pub struct ApiGatewayBroadcaster {
     client: Option<Client>,
@@ -54,9 +86,12 @@ pub struct ApiGatewayBroadcaster {
 const COUNT_REUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl ApiGatewayBroadcaster {
-    /// A broadcaster posting to `callback_url` (`None`: not configured; every send fails clearly).
+    /// A broadcaster posting to `callback_url` (`None`: not configured; every send fails clearly),
+    /// presenting `token` with each call when there is one (a socket node's `@connections` API asks
+    /// for it).
     pub async fn new(
         callback_url: Option<&str>,
+        token: Option<&str>,
         connections: Arc<dyn ConnectionStore>,
         concurrency: usize,
         page_size: u32,
@@ -65,8 +100,11 @@ impl ApiGatewayBroadcaster {
         let client = match callback_url {
             Some(url) => {
                 let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-                let config = aws_sdk_apigatewaymanagement::config::Builder::from(&shared).endpoint_url(url).build();
-                Some(Client::from_conf(config))
+                let mut config = aws_sdk_apigatewaymanagement::config::Builder::from(&shared).endpoint_url(url);
+                if let Some(token) = token {
+                    config = config.interceptor(PresentToken(SecretString::from(token.to_owned())));
+                }
+                Some(Client::from_conf(config.build()))
             }
             None => None,
         };

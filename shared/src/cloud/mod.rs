@@ -65,6 +65,7 @@ impl CloudHost {
         let broadcaster = Arc::new(
             ApiGatewayBroadcaster::new(
                 settings.websocket_callback_url.as_deref(),
+                settings.connections_token(),
                 stores.connections.clone(),
                 settings.broadcast_concurrency as usize,
                 settings.connections_page_size,

@@ -98,6 +98,7 @@ impl Restarter for LambdaRestarter {
     async fn restart(&self, requested_by: &str) -> Result<RestartPlan, ApiError> {
         if self.functions.is_empty() {
             return Err(ApiError::new(http::StatusCode::NOT_IMPLEMENTED, "restart_unsupported", "no functions are configured to restart")
+                .with_component("restart")
                 .with_hint("the stack sets TRIBUTARY_FUNCTIONS to the functions a restart cycles"));
         }
         // Every configuration must be readable before anyone is told a restart is coming.

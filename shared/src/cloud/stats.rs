@@ -107,7 +107,7 @@ mod tests {
         let settings = Settings::from_args(["--db", db.to_str().unwrap(), "--stats-interval-seconds", interval]).unwrap();
         let stores = Stores::sqlite(SqliteStore::open(&db).unwrap());
         // No @connections endpoint is needed: with no connections registered nothing is posted.
-        let broadcaster = ApiGatewayBroadcaster::new(Some("http://127.0.0.1:9"), stores.connections.clone(), 8, 100, 1).await;
+        let broadcaster = ApiGatewayBroadcaster::new(Some("http://127.0.0.1:9"), None, stores.connections.clone(), 8, 100, 1).await;
         let recorder = ActivityRecorder::inline(stores.activity.clone(), folder.path().join("spill.jsonl"));
         let state = AppState::new(settings, stores, recorder, Arc::new(NoConnections), Arc::new(RestartUnsupported));
         (state, broadcaster, folder)

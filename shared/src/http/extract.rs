@@ -323,6 +323,12 @@ pub fn is_local_request(parts: &Parts, allowed_origins: &AllowedOrigins) -> bool
     peer_is_loopback && host_is_loopback && !proxied && !cross_site && origin_ok
 }
 
+/// Whether the request presents `expected` (`Authorization: Bearer …` or `X-API-Key`), compared
+/// in constant time.
+pub fn presents_token(parts: &Parts, expected: &str) -> bool {
+    presented_token(parts).is_some_and(|presented| tokens_match(presented, expected))
+}
+
 fn presented_token(parts: &Parts) -> Option<&str> {
     let bearer = parts
         .headers

@@ -178,6 +178,10 @@ async fn limit_request_head(request: Request, next: Next) -> Response {
 /// route takes at most `HTTP_BODY_LIMIT_BYTES`.
 pub const UPLOAD_PATHS: &[&str] = &["/api/v1/files/upload", "/api/v1/ingest"];
 
+/// Paths that take far less than `HTTP_BODY_LIMIT_BYTES`, with their own limit: a body declared
+/// larger is refused from its headers, before any of it is read.
+pub const SMALL_BODY_PATHS: &[(&str, usize)] = &[("/api/v1/activity", crate::http::routes::activity::CLIENT_EVENT_MAX_BYTES)];
+
 #[derive(Debug, Clone, Copy)]
 struct BodyLimits {
     general: usize,
@@ -187,7 +191,13 @@ struct BodyLimits {
 /// Refuses a body declared larger than the route's limit (413) and caps one that is not declared,
 /// so extractors stop reading at the limit and answer 413 too.
 async fn limit_body(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
-    let limit = if UPLOAD_PATHS.contains(&request.uri().path()) { limits.upload } else { limits.general };
+    let path = request.uri().path();
+    let limit = if UPLOAD_PATHS.contains(&path) {
+        limits.upload
+    } else {
+        let small = SMALL_BODY_PATHS.iter().find(|(small, _)| *small == path).map(|(_, limit)| *limit);
+        small.map_or(limits.general, |small| small.min(limits.general))
+    };
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return ApiError::payload_too_large(format!("the request body is larger than the {limit} bytes this route accepts"))

@@ -29,6 +29,7 @@ use crate::realtime::Broadcaster;
 use crate::restart::Restarter;
 use crate::stats::{LiveGauges, StatsService, StatsTiming};
 use crate::store::Stores;
+use crate::work::CpuWork;
 
 /// Everything a route may use; cheap to clone.
 #[derive(Clone)]
@@ -44,6 +45,11 @@ pub struct AppContext {
     pub restarter: Arc<dyn Restarter>,
     /// The chat provider and the models of each mode.
     pub models: Models,
+    /// CPU-heavy work of questions (chat's name matching, "did you mean" lists), off the async workers.
+    pub cpu: CpuWork,
+    /// Parsing and resolving uploads, off the async workers: a gate of its own, so a large
+    /// ingestion never makes questions wait.
+    pub ingest_cpu: CpuWork,
     pub started: Instant,
 }
 
@@ -62,7 +68,18 @@ impl AppState {
         };
         let stats = StatsService::new(stores.clone(), broadcaster.clone(), Arc::new(LiveGauges::default()), timing);
         let models = Models::from_settings(&settings.chat);
-        AppState(Arc::new(AppContext { settings, stores, activity, stats, broadcaster, restarter, models, started: Instant::now() }))
+        AppState(Arc::new(AppContext {
+            settings,
+            stores,
+            activity,
+            stats,
+            broadcaster,
+            restarter,
+            models,
+            cpu: CpuWork::for_this_machine(),
+            ingest_cpu: CpuWork::for_this_machine(),
+            started: Instant::now(),
+        }))
     }
 
     /// A state for tools that run the core without serving dashboards (the CLI writing a database

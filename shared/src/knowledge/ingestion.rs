@@ -117,6 +117,10 @@ fn validate(request: &IngestRequest, max_file_bytes: usize) -> Result<DialectCho
         }
         if file.filename.trim().is_empty() || file.filename.len() > 255 {
             errors.push(FieldError::new(format!("{field}.filename"), "a file needs a name of 1 to 255 bytes"));
+        } else if file.filename.chars().any(char::is_control) {
+            // A NUL, CR or LF in a name would forge lines in logs and break the CLI's and the
+            // dashboard's listings; no file system a script comes from needs them.
+            errors.push(FieldError::new(format!("{field}.filename"), "a file name may not contain control characters (NUL, CR, LF, tab…)"));
         }
         match std::str::from_utf8(&file.content) {
             Err(_) => errors.push(FieldError::new(&field, format!("{} is not UTF-8 text (a binary file?)", file.filename))),
@@ -266,9 +270,15 @@ impl<'a> Ingestion<'a> {
         // Owned texts: a stream borrowing the request would not be `Send` across the awaits below.
         // `validate` let only UTF-8 through, so the text's bytes are the content's.
         let texts: Vec<String> = request.files.iter().map(|file| String::from_utf8_lossy(&file.content).into_owned()).collect();
-        let mut parsing = futures::stream::iter(texts.into_iter().map(move |text| {
-            tokio::task::spawn_blocking(move || (content_hash(text.as_bytes()), parse_file(&text, choice, Instant::now())))
-        }))
+        // Every ingestion's files share one gate, so concurrent uploads parse as many files at once
+        // as there are cores, not as many as there are requests.
+        let state: &AppState = self.state;
+        let gate = &state.ingest_cpu;
+        let mut parsing = futures::stream::iter(
+            texts
+                .into_iter()
+                .map(move |text| gate.run_queued(move || (content_hash(text.as_bytes()), parse_file(&text, choice, Instant::now())))),
+        )
         .buffered(parallelism);
         let mut parsed = Vec::with_capacity(self.total);
         while let Some(outcome) = parsing.next().await {
@@ -301,7 +311,10 @@ impl<'a> Ingestion<'a> {
         // Building the graphs is CPU work over every file: on the blocking pool, files in parallel.
         let files: Vec<(String, u64)> = request.files.iter().map(|file| (file.filename.clone(), file.content.len() as u64)).collect();
         let project = self.project.clone();
-        let prepared = tokio::task::spawn_blocking(move || prepare(&project, files, parsed, catalog))
+        let prepared = self
+            .state
+            .ingest_cpu
+            .run_queued(move || prepare(&project, files, parsed, catalog))
             .await
             .map_err(|error| ApiError::internal("ingestion", error))?;
         self.timings[1] = step.elapsed();

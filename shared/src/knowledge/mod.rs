@@ -78,42 +78,39 @@ pub async fn find_node(state: &AppState, project: &str, reference: &str) -> Resu
     };
     let parts: Vec<String> = object.split('.').map(|part| part.trim_matches(|c| matches!(c, '"' | '`' | '[' | ']')).to_owned()).collect();
     let objects = store.object_index(project).await?;
-    let catalog = Catalog::new(objects.clone(), HashMap::new());
-    let mut id = catalog.resolve(&Name::from_parts(&parts));
-    if let Some(column) = column {
-        id = crate::lineage::resolve::column_id(&id, column);
-    }
+    let name = Name::from_parts(&parts);
+    let column = column.map(str::to_owned);
+    // Indexing and comparing every object of the project is CPU work: off the async workers.
+    let (id, objects, name) = state
+        .cpu
+        .run("lineage", move || {
+            let catalog = Catalog::new(objects.iter().cloned(), HashMap::new());
+            let mut id = catalog.resolve(&name);
+            if let Some(column) = column {
+                id = crate::lineage::resolve::column_id(&id, &column);
+            }
+            (id, objects, name)
+        })
+        .await?;
     if let Some(node) = store.get_nodes(project, &[id]).await?.into_iter().next() {
         return Ok(node);
     }
-    let wanted = Name::from_parts(&parts).key;
-    let mut closest: Vec<(usize, &String)> = objects
-        .iter()
-        .map(|(id, _)| (strsim_distance(&wanted, id.rsplit('.').next().unwrap_or(id)).min(strsim_distance(&wanted, id)), id))
-        .collect();
-    closest.sort();
-    let suggestions: Vec<&str> = closest.iter().take(5).map(|(_, id)| id.as_str()).collect();
+    let suggestions: Vec<String> = state
+        .cpu
+        .run("lineage", move || {
+            let wanted = name.key;
+            // A qualified name is compared with whole ids, a bare one with names without their schema.
+            let qualified = wanted.contains('.');
+            let closest =
+                crate::similar::closest(&wanted, &objects, |(id, _)| if qualified { id } else { id.rsplit('.').next().unwrap_or(id) }, 5);
+            closest.into_iter().map(|(id, _)| id.clone()).collect()
+        })
+        .await?;
     let mut error = ApiError::not_found(format!("no node {reference:?} in project {project:?}"));
     if !suggestions.is_empty() {
         error = error.with_hint(format!("closest names: {}", suggestions.join(", ")));
     }
     Err(error)
-}
-
-/// Levenshtein distance between two short names.
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let current = row[j + 1];
-            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
-            previous = current;
-        }
-    }
-    row[b.len()]
 }
 
 /// The lineage of `reference` in `direction`, at most `depth` steps.
@@ -329,12 +326,5 @@ mod tests {
         assert_eq!(warnings_url("p.1", "a b/c"), "/api/v1/files/a%20b%2Fc/warnings?project_id=p.1");
         assert!(validate_file_id("0193e5a2-7c1d-7b3e-9f00-1a2b3c4d5e6f").is_ok());
         assert!(validate_file_id("").is_err() && validate_file_id("a/b").is_err() && validate_file_id(&"x".repeat(129)).is_err());
-    }
-
-    #[test]
-    fn edit_distance() {
-        assert_eq!(strsim_distance("orders", "order"), 1);
-        assert_eq!(strsim_distance("", "abc"), 3);
-        assert_eq!(strsim_distance("customers", "customers"), 0);
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -30,8 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(record_client_event))
         .routes(routes!(activity_metrics))
         .routes(routes!(activity_events))
-        // The global body limit still applies; this route accepts far less.
-        .layer(DefaultBodyLimit::max(CLIENT_EVENT_MAX_BYTES))
 }
 
 /// One entry of the activity feed: the event, plus `type` and a readable `message`.
@@ -142,11 +140,12 @@ impl ClientEvent {
     tag = "activity",
     request_body = ClientEvent,
     responses(
-        (status = 201, description = "Recorded", body = ActivityItem),
+        (status = 201, description = "Recorded: the event is committed (or kept in the spill file the next write replays) before this answer", body = ActivityItem),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body over 16 KiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Neither the store nor the spill file took the event", body = ErrorBody),
     )
 )]
 pub async fn record_client_event(
@@ -166,7 +165,11 @@ pub async fn record_client_event(
     if let Some(ip) = client.client {
         event = event.with_metadata("client_ip", ip.to_string());
     }
-    state.activity.record(event.clone()).await;
+    // 201 promises the stored item: answered once the event is committed (or in the spill file the
+    // next write replays), never before.
+    state.activity.record_durably(event.clone()).await.map_err(|error| {
+        ApiError::unavailable("activity", "activity_not_stored", "the event could not be stored; send it again").with_source(error)
+    })?;
     Ok((StatusCode::CREATED, Json(ActivityItem::from(event))))
 }
 

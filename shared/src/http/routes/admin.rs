@@ -94,7 +94,7 @@ pub struct HealthReport {
         (status = 503, description = "Degraded: see `services`", body = HealthReport),
     )
 )]
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
+pub async fn health(State(state): State<AppState>) -> Response {
     let mut services = BTreeMap::new();
 
     let started = Instant::now();
@@ -147,8 +147,12 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
         uptime_seconds: state.uptime_seconds(),
         timestamp: crate::time::now(),
     };
-    let code = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(report))
+    if healthy {
+        return (StatusCode::OK, Json(report)).into_response();
+    }
+    // Like every 503: when to look again.
+    let retry = [(header::RETRY_AFTER, HeaderValue::from_static(crate::error::DEFAULT_RETRY_AFTER_SECONDS))];
+    (StatusCode::SERVICE_UNAVAILABLE, retry, Json(report)).into_response()
 }
 
 fn object(value: Value) -> Map<String, Value> {

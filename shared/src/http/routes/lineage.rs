@@ -170,10 +170,11 @@ async fn ingest_to_the_end(state: AppState, request: IngestRequest) -> Result<Js
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JsonFile {
-    /// At most 255 bytes; its last part (after any `/` or `\`, which are dropped) not blank.
+    /// At most 255 bytes; its last part (after any `/` or `\`, which are dropped) not blank and
+    /// free of control characters (NUL, CR, LF, tab, C1).
     #[schema(
         max_length = 255,
-        pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/\\][^/\\]*$"
+        pattern = r"(?:^|[/\\])[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/\\][^\u0000-\u001f\u007f-\u009f/\\]*$"
     )]
     pub filename: String,
     /// The SQL text: no NUL bytes, not blank.
