@@ -11,6 +11,10 @@
 //!   store, beside `sqlparser` and `sqlglot` parsing the same SQL (see [`ingest`]);
 //! * `coverage`: the share of sqlglot's own dialect-test statements Tributary reads, beside sqlglot
 //!   (see [`coverage`]);
+//! * `every-tick`: whether every reading client gets every `stats_update` at 10,000 clients and a
+//!   1 s interval (see [`ticks`]);
+//! * `activity`: activity events recorded durably, as `POST /api/v1/activity` does, beside recording
+//!   without waiting (see [`activity`]);
 //! * `fanout` and `idle`: WebSocket fan-out to 1,000 and 10,000 clients and memory per idle
 //!   connection, beside FastAPI + uvicorn and Node.js `ws` (see [`fanout`]);
 //! * `http`: `GET /api/v1/stats` and `POST /api/chat/text` at a fixed concurrency, beside FastAPI
@@ -28,12 +32,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod activity;
 mod chat;
 mod coverage;
 mod fanout;
 mod http;
 mod ingest;
 mod plot;
+mod ticks;
 
 use anyhow::{Context, bail, ensure};
 use clap::{Parser, Subcommand};
@@ -73,6 +79,20 @@ enum Task {
     },
     /// The share of sqlglot's dialect-test statements Tributary reads, beside sqlglot.
     Coverage,
+    /// Whether every reading client gets every `stats_update` (1 s interval).
+    EveryTick {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Activity events recorded durably (as `POST /api/v1/activity` does) beside recording without waiting.
+    Activity {
+        #[arg(long, default_value_t = 5_000)]
+        events: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Deep mode's context on a 10,000-node graph, beside search and a lineage walk.
     Chat {
         #[arg(long, default_value_t = 50)]
@@ -160,6 +180,11 @@ async fn main() -> anyhow::Result<()> {
         Task::Tick { connections, rounds } => print_ticks(&connections, rounds).await?,
         Task::Ingest { runs } => ingest::print_ingestion(runs).await?,
         Task::Coverage => coverage::print_coverage()?,
+        Task::Activity { events, runs } => activity::print_activity(events, runs).await?,
+        Task::EveryTick { clients, seconds } => {
+            fanout::raise_file_limit()?;
+            ticks::print_every_tick(clients, seconds).await?
+        }
         Task::Chat { rounds } => chat::print_chat(rounds).await?,
         Task::Fanout { clients, broadcasts, runs } => {
             fanout::raise_file_limit()?;
@@ -184,6 +209,9 @@ async fn main() -> anyhow::Result<()> {
             print_ticks(&[1000, 10_000], 5).await?;
             ingest::print_ingestion(9).await?;
             coverage::print_coverage()?;
+            activity::print_activity(5_000, 3).await?;
+            fanout::raise_file_limit()?;
+            ticks::print_every_tick(10_000, 60).await?;
             chat::print_chat(50).await?;
             http::print_http(32, 10, 3).await?;
             let file_limit = fanout::raise_file_limit()?;
@@ -453,6 +481,9 @@ async fn print_ticks(sizes: &[usize], rounds: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The node's `@connections` credential, which the stats function presents.
+const TICK_CONNECTIONS_TOKEN: &str = "bench-connections-credential";
+
 async fn measure_tick(count: usize, rounds: usize) -> anyhow::Result<(f64, f64, f64)> {
     let folder = tempfile::tempdir()?;
     let db = folder.path().join("tick.db");
@@ -466,6 +497,7 @@ async fn measure_tick(count: usize, rounds: usize) -> anyhow::Result<(f64, f64, 
             ("WEBSOCKET_HEARTBEAT_SECONDS", "3600"),
             ("WEBSOCKET_MAX_CONNECTIONS_PER_IP", &limit),
             ("WEBSOCKET_MAX_CONNECTIONS", &limit),
+            ("CONNECTIONS_TOKEN", TICK_CONNECTIONS_TOKEN),
         ],
     )
     .await?;
@@ -477,6 +509,7 @@ async fn measure_tick(count: usize, rounds: usize) -> anyhow::Result<(f64, f64, 
     let env = [
         ("TRIBUTARY_DB", db.display().to_string()),
         ("WEBSOCKET_CALLBACK_URL", format!("http://127.0.0.1:{node_port}")),
+        ("CONNECTIONS_TOKEN", TICK_CONNECTIONS_TOKEN.to_owned()),
         ("STATS_TICKS", "1".to_owned()),
     ];
     let _stats = start_function("tributary-stats", emulator_port, &env)?;
