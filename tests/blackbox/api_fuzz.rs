@@ -251,8 +251,10 @@ async fn the_document_states_the_bounds_the_routes_enforce() {
     let body = json!({"files": [{"filename": "models/", "content": "SELECT 1"}]});
     let response = reqwest::Client::new().post(node.url("/api/v1/ingest")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The pattern reads the whole last part (from the start or a separator to the end): not blank,
+    // and no control characters in it.
     let filename = schemas["JsonFile"]["properties"]["filename"]["pattern"].as_str().unwrap();
-    assert!(filename.ends_with(r"/\\][^/\\]*$"), "{filename}");
+    assert!(filename.starts_with(r"(?:^|[/\\])") && filename.ends_with(r"\u001f\u007f-\u009f/\\]*$"), "{filename}");
 }
 
 // Found: refusals the routes answer were missing from the document: 415 and 413 on the JSON

@@ -116,12 +116,16 @@ fn the_documents_not_blank_patterns_exclude_exactly_what_trim_removes() {
         let class = pattern[start..].split_once(']').unwrap().0;
         let mut excluded = class_characters(class);
         // The SQL text patterns also exclude NUL, everywhere; a file name's, the path separators
-        // before its last part.
+        // before its last part, and control characters anywhere in it.
         if pattern.starts_with(r"^[^\u0000]*") {
             assert!(excluded.remove(&'\0'), "{pattern}");
         }
-        if pattern.ends_with(r"[^/\\]*$") {
+        if pattern.ends_with(r"/\\]*$") {
             assert!(excluded.remove(&'/') && excluded.remove(&'\\'), "{pattern}");
+            let controls: Vec<char> = (0..=0x10ffff).filter_map(char::from_u32).filter(|c| c.is_control() && !c.is_whitespace()).collect();
+            for control in controls {
+                assert!(excluded.remove(&control), "{pattern} lets {control:?} start a file name");
+            }
         }
         assert_eq!(excluded, whitespace, "{pattern}");
     }
