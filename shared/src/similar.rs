@@ -18,6 +18,28 @@ pub fn distance_within(a: &str, b: &str, ceiling: usize) -> Option<usize> {
     chars_within(&a, &b, ceiling)
 }
 
+/// The candidates within `ceiling` edits of `wanted`: `(distance, index in candidates)`. `wanted`
+/// is read once, one buffer holds each candidate's characters in turn, and a candidate whose length
+/// alone puts it over the ceiling is skipped before its characters are read.
+pub fn all_within<'a, T>(wanted: &str, candidates: &'a [T], key: impl Fn(&'a T) -> &'a str, ceiling: usize) -> Vec<(usize, usize)> {
+    let wanted: Vec<char> = wanted.chars().collect();
+    let mut chars = Vec::new();
+    let mut found = Vec::new();
+    for (index, candidate) in candidates.iter().enumerate() {
+        let name = key(candidate);
+        // A character is 1 to 4 bytes.
+        if name.len() + ceiling < wanted.len() || name.len() > (wanted.len() + ceiling) * 4 {
+            continue;
+        }
+        chars.clear();
+        chars.extend(name.chars());
+        if let Some(distance) = chars_within(&wanted, &chars, ceiling) {
+            found.push((distance, index));
+        }
+    }
+    found
+}
+
 fn chars_within(a: &[char], b: &[char], ceiling: usize) -> Option<usize> {
     if a.len().abs_diff(b.len()) > ceiling {
         return None;
@@ -133,6 +155,15 @@ mod tests {
             let expected = (full <= ceiling).then_some(full);
             assert_eq!(distance_within(&a, &b, ceiling), expected, "{a:?} {b:?} within {ceiling}");
         }
+    }
+
+    #[test]
+    fn all_within_finds_exactly_the_names_within_the_ceiling() {
+        let names = ["orders", "order", "ordres", "customers", "ÖRDERS"];
+        let found = all_within("orders", &names, |name| name, 1);
+        assert_eq!(found, [(0, 0), (1, 1)]);
+        let found = all_within("orders", &names, |name| name, 2);
+        assert_eq!(found, [(0, 0), (1, 1), (2, 2)]);
     }
 
     #[test]

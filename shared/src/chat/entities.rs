@@ -232,11 +232,7 @@ pub fn find<'a>(question: &str, objects: &'a [(String, NodeKind)]) -> Found {
         // A qualified word is compared with whole ids, a bare one with names without their schema.
         let qualified = key.contains('.');
         let compared = |id: &'a str| -> &'a str { if qualified { id } else { last_part(id) } };
-        let near: Vec<(usize, usize)> = objects
-            .iter()
-            .enumerate()
-            .filter_map(|(index, (id, _))| similar::distance_within(&key, compared(id), allowed).map(|score| (score, index)))
-            .collect();
+        let near = similar::all_within(&key, objects, |(id, _)| compared(id), allowed);
         if let Some(best) = near.iter().map(|(score, _)| *score).min() {
             for (_, index) in near.into_iter().filter(|(score, _)| *score == best) {
                 name(index, word, Match::Near, &mut found);
