@@ -27,7 +27,10 @@ pub fn check_parsed(sql: &str, choice: DialectChoice, file: &ParsedFile) {
         // `abridge` adds an ellipsis (3 bytes).
         assert!(warning.message.len() <= limits::WARNING_BYTES + 3, "warning of {} bytes", warning.message.len());
     }
-    assert!(file.recovered <= file.statements.max(1) * 64, "{} recovered of {} statements", file.recovered, file.statements);
+    // `recovered` counts the statements of routine bodies too (a T-SQL procedure without `GO` runs
+    // to the end of the file, so one statement may hold hundreds); each is read from tokens of its
+    // own, so there are never more than the file has bytes.
+    assert!(file.recovered as usize <= sql.len(), "{} recovered in {} bytes", file.recovered, sql.len());
     for object in &file.facts.objects {
         assert!(!object.name.key.is_empty(), "an object with an empty key: {object:?}");
     }

@@ -32,7 +32,8 @@ pub struct ParsedFile {
     pub dialect: Dialect,
     /// Statements found (parsed or not).
     pub statements: u32,
-    /// Statements read by the recovering path.
+    /// Statements read by the recovering path, those of routine bodies included (so it may be more
+    /// than `statements`).
     pub recovered: u32,
     pub warnings: Vec<IngestWarning>,
     pub facts: Facts,

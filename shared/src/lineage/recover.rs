@@ -1273,6 +1273,11 @@ impl Reader<'_> {
 
     /// Parses `tokens[range]` as a query with `sqlparser`, when it is within the operator budget.
     fn parse_query(&self, range: std::ops::Range<usize>) -> Option<Query> {
+        // A caller's start may lie past the statement's last token (a clause that never came).
+        let range = range.start.min(self.tokens.len())..range.end.min(self.tokens.len());
+        if range.is_empty() {
+            return None;
+        }
         if self.tokens[range.clone()].iter().filter(|token| is_operator(&token.token)).count() > MAX_OPERATORS {
             return None;
         }
