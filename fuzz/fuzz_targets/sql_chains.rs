@@ -22,8 +22,17 @@ use tributary_core::lineage::parse::parse_file;
 use tributary_core::lineage::resolve::Catalog;
 use tributary_fuzz::sql::{check_graph, check_parsed};
 
-const DIALECTS: [Dialect; 8] =
-    [Dialect::Generic, Dialect::PostgreSql, Dialect::MySql, Dialect::TSql, Dialect::Snowflake, Dialect::BigQuery, Dialect::Databricks, Dialect::DuckDb];
+const DIALECTS: [Dialect; 9] = [
+    Dialect::Generic,
+    Dialect::PostgreSql,
+    Dialect::MySql,
+    Dialect::TSql,
+    Dialect::Snowflake,
+    Dialect::BigQuery,
+    Dialect::Databricks,
+    Dialect::DuckDb,
+    Dialect::Sqlite,
+];
 
 /// What can extend a chain: every kind of operator `sqlparser` loops over (infix, postfix, set
 /// operations, subscripts and paths), and tokens around them.
@@ -33,7 +42,7 @@ const LINKS: &[&str] = &[
     " AT TIME ZONE 'UTC'", " COLLATE x", " IS NULL", " IS NOT NULL", " IS DISTINCT FROM 1", " AND a = 1", " OR a = 1", " = 1",
     " <> 1", " <= 1", " IN (1)", " NOT IN (1)", " BETWEEN 1 AND 2", "[1]", "[1:2]", ":a", ".a", " & 1", " | 1", " ^ 1", " <=> 1",
     " UNION SELECT 1", " UNION ALL SELECT 1", " EXCEPT SELECT 1", " INTERSECT SELECT 1", " MINUS SELECT 1", " ~ 'a'", " !~ 'a'",
-    " && a", " -|- a", " OVERLAPS a", " MEMBER OF (a)", " ESCAPE 'x'", " OPERATOR(+) 1", ",1", " JOIN t ON 1=1",
+    " && a", " -|- a", " OVERLAPS a", " MEMBER OF (a)", " ESCAPE 'x'", " OPERATOR(+) 1", ",1", " JOIN t ON 1=1", " GLOB 'a'", " MATCH 'a'",
 ];
 
 /// How a chain is wrapped: `{}` is the chain.

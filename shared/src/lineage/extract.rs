@@ -649,10 +649,7 @@ impl<'a> Extractor<'a> {
                 // Redshift's `UNLOAD ('select …')` holds its query as text.
                 let sources = match (query, query_text) {
                     (Some(query), _) => sources_of(query),
-                    (None, Some(text)) => sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::RedshiftSqlDialect {}, text)
-                        .ok()
-                        .map(|statements| statements.iter().flat_map(relations).collect())
-                        .unwrap_or_default(),
+                    (None, Some(text)) => parse_quoted_query(text).iter().flat_map(relations).collect(),
                     (None, None) => BTreeSet::new(),
                 };
                 self.writes(&target, sources);
@@ -1414,6 +1411,20 @@ fn visit_relations<V: Visit + ?Sized>(node: &V) -> Relations {
     let mut relations = Relations::default();
     let _ = node.visit(&mut relations);
     relations
+}
+
+/// The statements of a query held in a string (Redshift's `UNLOAD ('select …')`), parsed within the
+/// operator budget every statement is held to ([`super::split::over_operator_budget`]); nothing when
+/// it is over it or does not parse.
+fn parse_quoted_query(text: &str) -> Vec<Statement> {
+    let Some(tokens) = super::tokens::tokenize(text, super::dialect::Dialect::Redshift, 1) else { return Vec::new() };
+    if super::split::over_operator_budget(&tokens).is_some() {
+        return Vec::new();
+    }
+    sqlparser::parser::Parser::new(&sqlparser::dialect::RedshiftSqlDialect {})
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .unwrap_or_default()
 }
 
 /// The objects `node` reads (CTEs excluded).

@@ -23,7 +23,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan};
 use super::dialect::Dialect;
 use super::extract::{Extractor, Name, Ref, StatementSummary};
 use super::model::NodeKind;
-use super::split::{MAX_OPERATORS, is_operator};
+use super::split::over_operator_budget;
 use super::tokens::{Cursor, SourceMap, is_any_word, is_word, matching_close, word_value};
 use super::{limits, parse::abridge};
 
@@ -921,9 +921,11 @@ impl Reader<'_> {
         }
         let query = match self.with_prefix.clone() {
             // `WITH c AS (…) INSERT INTO t SELECT … FROM c`: the query gets the CTEs.
-            Some(prefix) => {
+            // The budget is checked from the prefix on, which holds both parts.
+            Some(prefix) if over_operator_budget(&self.tokens[prefix.start.min(self.tokens.len())..]).is_none() => {
                 self.parse_query_text(&format!("{} {}", self.map.text_of(self.tokens, prefix), self.query_text(start..self.tokens.len())))
             }
+            Some(_) => None,
             None => self.parse_query(start..self.tokens.len()),
         };
         match query {
@@ -1278,7 +1280,7 @@ impl Reader<'_> {
         if range.is_empty() {
             return None;
         }
-        if self.tokens[range.clone()].iter().filter(|token| is_operator(&token.token)).count() > MAX_OPERATORS {
+        if over_operator_budget(&self.tokens[range.clone()]).is_some() {
             return None;
         }
         self.parse_query_text(&self.query_text(range))
