@@ -181,6 +181,19 @@ pub fn edge_id(source: &str, kind: EdgeKind, target: &str) -> String {
     format!("{source}|{kind}|{target}")
 }
 
+/// The name part of a column's id (`object#column` → `column`); `None` for an object's id (a
+/// temporary table's `#staging` included: its `#` comes first).
+pub fn column_part(id: &str) -> Option<&str> {
+    id.rfind('#').filter(|at| *at > 0).map(|at| &id[at + 1..])
+}
+
+/// The key a column is looked up by ([`crate::store::LineageStore::find_columns`]): its name
+/// lowercase, without `_` and spaces, so that `customer_tier`, `CustomerTier` and the words
+/// "customer tier" meet. Stores derive it from the id's name part, which is lowercase already.
+pub fn column_key(name: &str) -> String {
+    name.chars().filter(|c| !matches!(c, '_' | ' ')).flat_map(char::to_lowercase).collect()
+}
+
 /// One statement of an ingested file, the unit of full-text search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Chunk {

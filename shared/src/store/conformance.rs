@@ -510,6 +510,47 @@ pub async fn the_object_index_lists_objects_but_not_columns(stores: &Stores) {
     assert!(stores.lineage.object_index("p3").await.unwrap().is_empty());
 }
 
+pub async fn columns_are_found_by_their_key_or_a_prefix_of_it(stores: &Stores) {
+    let graph = FileGraph {
+        nodes: vec![
+            object("gold.dim_customer", NodeKind::Table, "f1.sql", 1),
+            column("gold.dim_customer", "customer_tier", Some("TEXT")),
+            column("gold.dim_customer", "customer_id", Some("INT")),
+            object("staging.customers", NodeKind::View, "f1.sql", 5),
+            column("staging.customers", "customer_tier", None),
+            column("staging.customers", "customer_tier_code", None),
+            // A quoted name with a space, and a temporary table's column.
+            column("staging.customers", "order date", None),
+            object("#staging", NodeKind::Table, "f1.sql", 9),
+            column("#staging", "customertier", None),
+            // An object of that name is not a column.
+            object("dbo.customer_tier", NodeKind::Table, "f1.sql", 12),
+        ],
+        edges: vec![],
+        chunks: vec![],
+    };
+    stores.lineage.store_file(&file("p1", "f1", "columns", 1), graph).await.unwrap();
+    let elsewhere = FileGraph { nodes: vec![column("other.t", "customer_tier", None)], edges: vec![], chunks: vec![] };
+    stores.lineage.store_file(&file("p2", "g1", "columns elsewhere", 1), elsewhere).await.unwrap();
+    let find = |keys: &[&str], prefix: bool, limit: usize| {
+        let keys = strings(keys);
+        async move { stores.lineage.find_columns("p1", &keys, prefix, limit).await.unwrap() }
+    };
+
+    let tiers = ["#staging#customertier", "gold.dim_customer#customer_tier", "staging.customers#customer_tier"];
+    assert_eq!(find(&["customertier"], false, 10).await, strings(&tiers), "every spelling of the key, in id order, in this project");
+    assert_eq!(find(&["customertier"], false, 2).await, strings(&tiers[..2]), "at most `limit` per key");
+    assert_eq!(find(&["orderdate", "customerid"], false, 10).await, strings(&["staging.customers#order date", "gold.dim_customer#customer_id"]));
+    assert_eq!(
+        find(&["customert"], true, 10).await,
+        strings(&[&tiers[..], &["staging.customers#customer_tier_code"]].concat()),
+        "a prefix: the shortest completions first"
+    );
+    assert!(find(&["customert"], false, 10).await.is_empty(), "not a prefix unless asked");
+    assert!(find(&["", "nothing"], true, 10).await.is_empty());
+    assert!(stores.lineage.find_columns("p3", &strings(&["customertier"]), false, 10).await.unwrap().is_empty());
+}
+
 pub async fn files_list_newest_first_per_project_and_overall(stores: &Stores) {
     for (project, id, seconds) in [("p1", "a", 10), ("p2", "c", 20), ("p1", "b", 30), ("p2", "d", 40)] {
         let graph = FileGraph { nodes: vec![object(&format!("t.{id}"), NodeKind::Table, "x.sql", 1)], edges: vec![], chunks: vec![] };
@@ -582,7 +623,7 @@ pub async fn long_ids_are_stored_and_found(stores: &Stores) {
     // Sort keys hold 1,024 bytes on DynamoDB: an edge between two long ids passes that.
     let (source, target) = (format!("db.{}", "s".repeat(600)), format!("db.{}#{}", "t".repeat(300), "c".repeat(400)));
     let graph = FileGraph {
-        nodes: vec![object(&source, NodeKind::Table, "f1.sql", 1), column(&target[..304], &"c".repeat(400), None)],
+        nodes: vec![object(&source, NodeKind::Table, "f1.sql", 1), column(&target[..303], &"c".repeat(400), None)],
         edges: vec![edge(&source, EdgeKind::Derives, &target, 1)],
         chunks: vec![],
     };
@@ -590,6 +631,12 @@ pub async fn long_ids_are_stored_and_found(stores: &Stores) {
     assert_eq!(stored, StoredFile::Stored { nodes_created: 2, edges_created: 1 });
     assert_eq!(stores.lineage.edges_of("p1", std::slice::from_ref(&source), Direction::Upstream).await.unwrap(), graph.edges);
     assert_eq!(stores.lineage.edges_of("p1", std::slice::from_ref(&target), Direction::Downstream).await.unwrap(), graph.edges);
+    // A column of a long name is found by it, and by a start longer than a short key.
+    let (whole, start) = ("c".repeat(400), "c".repeat(150));
+    assert_eq!(stores.lineage.find_columns("p1", std::slice::from_ref(&whole), false, 5).await.unwrap(), [target.clone()]);
+    assert_eq!(stores.lineage.find_columns("p1", std::slice::from_ref(&start), true, 5).await.unwrap(), [target.clone()]);
+    assert!(stores.lineage.find_columns("p1", &[format!("{start}x")], true, 5).await.unwrap().is_empty());
+    assert!(stores.lineage.find_columns("p1", std::slice::from_ref(&start), false, 5).await.unwrap().is_empty());
     // Met again: the same edge, not a second one.
     let again = stores.lineage.store_file(&file("p1", "f2", "long again", 2), FileGraph { chunks: vec![], ..graph.clone() }).await.unwrap();
     assert_eq!(again, StoredFile::Stored { nodes_created: 0, edges_created: 0 });
@@ -635,6 +682,7 @@ pub async fn a_failed_store_leaves_nothing_behind(stores: &Stores) {
     assert_eq!(stores.lineage.edges_of("p1", &strings(&["raw.orders"]), Direction::Downstream).await.unwrap(), first_graph.edges);
     assert_eq!(stores.lineage.object_index("p1").await.unwrap(), objects);
     assert!(stores.lineage.search_chunks("p1", &strings(&["shipments", "carrier"]), 10).await.unwrap().is_empty(), "no chunk");
+    assert!(stores.lineage.find_columns("p1", &strings(&["carrier"]), false, 10).await.unwrap().is_empty(), "no column index entry");
     assert_eq!(stores.lineage.list_files(Some("p1"), 10).await.unwrap().len(), 1);
 
     // Its content is not claimed: stored under its own id, it goes in.
@@ -833,6 +881,7 @@ macro_rules! conformance_suite {
             case!(definitions_replace_external_references_and_the_counts_follow);
             case!(edges_are_found_in_both_directions);
             case!(the_object_index_lists_objects_but_not_columns);
+            case!(columns_are_found_by_their_key_or_a_prefix_of_it);
             case!(files_list_newest_first_per_project_and_overall);
             case!(search_ranks_by_bm25_and_stays_in_its_project);
             case!(a_failed_store_leaves_nothing_behind);

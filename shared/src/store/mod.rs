@@ -152,6 +152,12 @@ pub trait LineageStore: Send + Sync + 'static {
     /// Every node of the project that is not a column: ids and kinds, for name resolution.
     async fn object_index(&self, project: &str) -> Result<Vec<(String, NodeKind)>, StoreError>;
 
+    /// The ids of the project's columns whose key ([`crate::lineage::column_key`] of the name part of
+    /// the id) is one of `keys`, or starts with one when `prefix`: at most `limit` per key given,
+    /// ordered by their key (a prefix's shortest completions first), then by id; keys in the order
+    /// given.
+    async fn find_columns(&self, project: &str, keys: &[String], prefix: bool, limit: usize) -> Result<Vec<String>, StoreError>;
+
     /// The nodes with these ids (unknown ids are skipped), in any order.
     async fn get_nodes(&self, project: &str, ids: &[String]) -> Result<Vec<GraphNode>, StoreError>;
 

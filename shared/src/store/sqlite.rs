@@ -223,6 +223,11 @@ const MIGRATIONS: &[&str] = &[
          SELECT files.id, entry.key, COALESCE(json_extract(entry.value, '$.line'), 0), COALESCE(json_extract(entry.value, '$.message'), '')
          FROM files, json_each(files.warnings) AS entry;
      UPDATE files SET warnings_total = json_array_length(warnings);",
+    // 7: columns by the key chat looks them up by (`lineage::column_key` of the name part of the
+    // id, which follows the parent's id and `#`; already lowercase). The expression is written out
+    // again in `find_columns`, which SQLite needs to use the index (a test reads the query plan).
+    "CREATE INDEX graph_columns_by_key ON graph_nodes (project_id, replace(replace(substr(id, length(parent) + 2), '_', ''), ' ', ''))
+         WHERE kind = 'Column';",
 ];
 
 /// The SQLite store.
@@ -512,6 +517,8 @@ fn read_file_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ListedFi
     })())
 }
 
+/// A column's lookup key, as migration 7 indexes it (see `LineageStore::find_columns`).
+const COLUMN_KEY: &str = "replace(replace(substr(id, length(parent) + 2), '_', ''), ' ', '')";
 /// Columns of `graph_nodes`, in `read_node`'s order.
 const NODE_COLUMNS: &str = "id, kind, name, parent, file, line, properties";
 
@@ -837,6 +844,35 @@ impl LineageStore for SqliteStore {
                     None => Err(StoreError::Corrupt(format!("node {id}: kind {kind:?}"))),
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn find_columns(&self, project: &str, keys: &[String], prefix: bool, limit: usize) -> Result<Vec<String>, StoreError> {
+        let (project, keys) = (project.to_owned(), distinct(keys));
+        self.run(move |connection| {
+            // The key expression as migration 7 indexes it. A prefix is a range of keys: from the
+            // prefix to the prefix followed by the highest character.
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT id FROM graph_nodes
+                     WHERE project_id = ?1 AND kind = 'Column'
+                       AND {COLUMN_KEY} >= ?2 AND {COLUMN_KEY} {} ?3
+                     ORDER BY {COLUMN_KEY}, id LIMIT ?4",
+                    if prefix { "<" } else { "<=" }
+                ))
+                .map_err(classify)?;
+            let mut ids = Vec::new();
+            for key in keys.iter().filter(|key| !key.is_empty()) {
+                let upper = if prefix { format!("{key}{}", char::MAX) } else { key.clone() };
+                let found = statement
+                    .query_map(params![project, key, upper, limit.min(i64::MAX as usize) as i64], |row| row.get::<_, String>(0))
+                    .map_err(classify)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(classify)?;
+                ids.extend(found);
+            }
+            Ok(ids)
         })
         .await
     }
@@ -1184,6 +1220,33 @@ impl StoreHealth for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Column lookups, exact and by prefix, read the key index of migration 7, not every node.
+    #[tokio::test]
+    async fn columns_are_looked_up_through_their_key_index() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(folder.path().join("plan.db")).unwrap();
+        let plans = store
+            .run(|connection| {
+                let mut plans = Vec::new();
+                for comparison in ["<=", "<"] {
+                    let query = format!(
+                        "EXPLAIN QUERY PLAN SELECT id FROM graph_nodes WHERE project_id = 'p' AND kind = 'Column'
+                         AND {COLUMN_KEY} >= 'a' AND {COLUMN_KEY} {comparison} 'b' ORDER BY {COLUMN_KEY}, id LIMIT 5"
+                    );
+                    let mut statement = connection.prepare(&query).map_err(classify)?;
+                    let rows = statement.query_map([], |row| row.get::<_, String>(3)).map_err(classify)?;
+                    plans.push(rows.collect::<rusqlite::Result<Vec<_>>>().map_err(classify)?.join("; "));
+                }
+                Ok(plans)
+            })
+            .await
+            .unwrap();
+        for plan in plans {
+            assert!(plan.contains("graph_columns_by_key"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: the index gives the order: {plan}");
+        }
+    }
 
     /// A database written before migration 4 keeps its edges (both directions) and its search.
     #[tokio::test]

@@ -84,6 +84,24 @@ fn object_sk(id: &str) -> String {
     format!("OBJECT#{id}")
 }
 
+/// The column index item of a column (`COLUMN#<key>#<id>`), found by its key or a prefix of it
+/// (keys hold no `#`: an id's name part never does); `None` for an object's id.
+fn column_sk(id: &str) -> Option<String> {
+    crate::lineage::column_part(id).map(|part| format!("COLUMN#{}#{id}", indexed_key(&crate::lineage::column_key(part))))
+}
+
+/// Bytes of a column's key kept in its index item: with the id (at most `MAX_ID_BYTES`), the sort
+/// key stays within `MAX_SORT_KEY_BYTES`. A longer key is found by its start and checked in full.
+const INDEXED_KEY_BYTES: usize = 100;
+
+fn indexed_key(key: &str) -> &str {
+    let mut end = key.len().min(INDEXED_KEY_BYTES);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    &key[..end]
+}
+
 /// The sort key of an edge's item as seen from its `near` end: `<side>#<near>|<KIND>|<far>`, with
 /// `far` replaced by `~<its SHA-256>` when the key would pass DynamoDB's 1,024 bytes (the edge
 /// itself is in the item; queries only need the near end).
@@ -560,7 +578,7 @@ impl DynamoStore {
                     let owned = |builder: aws_sdk_dynamodb::types::builders::UpdateBuilder| {
                         builder.condition_expression("#writer = :me").expression_attribute_names("#writer", "writer")
                     };
-                    let (node_action, index_action) = match &entry {
+                    let actions = match &entry {
                         UndoEntry::ReplacedNode { node, writer: previous } => {
                             let update = owned(Update::builder())
                                 .table_name(&self.table)
@@ -577,7 +595,7 @@ impl DynamoStore {
                                 .expression_attribute_values(":me", s(writer))
                                 .build()
                                 .map_err(internal)?;
-                            (TransactWriteItem::builder().update(update).build(), self.object_index_action(project, node)?)
+                            vec![TransactWriteItem::builder().update(update).build(), self.object_index_action(project, node)?]
                         }
                         _ => {
                             let delete = Delete::builder()
@@ -589,17 +607,17 @@ impl DynamoStore {
                                 .expression_attribute_values(":me", s(writer))
                                 .build()
                                 .map_err(internal)?;
-                            let index = Delete::builder()
-                                .table_name(&self.table)
-                                .key("pk", s(pk))
-                                .key("sk", s(object_sk(&id)))
-                                .build()
-                                .map_err(internal)?;
-                            (TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().delete(index).build())
+                            // The node's kind is not in the log: its index item is one of these.
+                            let mut actions = vec![TransactWriteItem::builder().delete(delete).build()];
+                            for sk in std::iter::once(object_sk(&id)).chain(column_sk(&id)) {
+                                let index = Delete::builder().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk)).build().map_err(internal)?;
+                                actions.push(TransactWriteItem::builder().delete(index).build());
+                            }
+                            actions
                         }
                     };
                     for attempt in 0..CONFLICT_ATTEMPTS {
-                        match self.transact_conditional(vec![node_action.clone(), index_action.clone()]).await? {
+                        match self.transact_conditional(actions.clone()).await? {
                             // Refused: this writer no longer owns the node (never wrote it, or was overwritten).
                             Outcome::Written | Outcome::Refused => return Ok(()),
                             Outcome::Conflict => back_off(attempt).await,
@@ -614,17 +632,12 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The write that makes the object index item of `node` match it: its kind for an object, none
-    /// for a column.
+    /// The write that makes the index item of `node` match it: the object index item with its kind
+    /// for an object, the column index item for a column.
     fn object_index_action(&self, project: &str, node: &GraphNode) -> Result<TransactWriteItem, StoreError> {
-        Ok(if node.kind == NodeKind::Column {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .key("pk", s(graph_pk(project)))
-                .key("sk", s(object_sk(&node.id)))
-                .build()
-                .map_err(internal)?;
-            TransactWriteItem::builder().delete(delete).build()
+        Ok(if let (NodeKind::Column, Some(sk)) = (node.kind, column_sk(&node.id)) {
+            let put = Put::builder().table_name(&self.table).item("pk", s(graph_pk(project))).item("sk", s(sk)).build().map_err(internal)?;
+            TransactWriteItem::builder().put(put).build()
         } else {
             let put = Put::builder()
                 .table_name(&self.table)
@@ -858,6 +871,19 @@ impl DynamoStore {
             };
             match outcome {
                 Outcome::Written => {
+                    // A column's index item, put after the column (a plain put: its kind never
+                    // changes, and the undo log deletes it with the column). Put again when a
+                    // column is merged, so a column stored before the index existed gains it.
+                    if let (NodeKind::Column, Some(sk), false) = (merged.kind, column_sk(&merged.id), index_changes) {
+                        self.client
+                            .put_item()
+                            .table_name(&self.table)
+                            .item("pk", s(&pk))
+                            .item("sk", s(sk))
+                            .send()
+                            .await
+                            .map_err(classify)?;
+                    }
                     return Ok(match stored {
                         None => NodeEffect::Created(merged.kind),
                         Some(stored) => NodeEffect::Changed(stored.node.kind, merged.kind),
@@ -1176,6 +1202,26 @@ impl LineageStore for DynamoStore {
                 Ok((id, kind))
             })
             .collect()
+    }
+
+    async fn find_columns(&self, project: &str, keys: &[String], prefix: bool, limit: usize) -> Result<Vec<String>, StoreError> {
+        let pk = graph_pk(project);
+        let mut seen = std::collections::HashSet::new();
+        let mut ids = Vec::new();
+        for key in keys.iter().filter(|key| !key.is_empty() && !key.contains('#') && seen.insert(key.as_str())) {
+            let indexed = indexed_key(key);
+            // An exact key ends at the `#` before the id (unless it was cut).
+            let sk_prefix = if prefix || indexed.len() < key.len() { format!("COLUMN#{indexed}") } else { format!("COLUMN#{key}#") };
+            for item in self.first_with_prefix(&pk, &sk_prefix, limit).await? {
+                let sk = text(&item, "sk")?;
+                let id = sk.strip_prefix("COLUMN#").and_then(|rest| rest.split_once('#')).ok_or_else(|| corrupt("column index key"))?.1;
+                let full = crate::lineage::column_part(id).map(crate::lineage::column_key).unwrap_or_default();
+                if (prefix && full.starts_with(key.as_str())) || full == *key {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
     }
 
     async fn get_nodes(&self, project: &str, ids: &[String]) -> Result<Vec<GraphNode>, StoreError> {

@@ -462,6 +462,15 @@ impl DynamoStore {
 
     /// The newest `limit` items of a partition whose sort key starts with `prefix`.
     async fn newest_with_prefix(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        self.with_prefix(pk, prefix, limit, false).await
+    }
+
+    /// The first `limit` items of a partition, in sort key order, whose sort key starts with `prefix`.
+    async fn first_with_prefix(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        self.with_prefix(pk, prefix, limit, true).await
+    }
+
+    async fn with_prefix(&self, pk: &str, prefix: &str, limit: usize, forward: bool) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let query = self
             .client
             .query()
@@ -470,7 +479,7 @@ impl DynamoStore {
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", s(pk))
             .expression_attribute_values(":prefix", s(prefix))
-            .scan_index_forward(false);
+            .scan_index_forward(forward);
         query_pages(query, Some(limit)).await
     }
 
