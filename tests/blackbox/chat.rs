@@ -15,6 +15,43 @@ on_every_host!(
     bad_chat_requests_get_the_contract_error_shape,
 );
 
+/// The question set of `fixtures/chat` (three warehouses, PostgreSQL, T-SQL and Snowflake), asked
+/// through the API with the extractive provider: at least nine in ten answered right in each mode.
+/// The node only: the functions answer from the same code, and the set takes a while.
+#[tokio::test]
+async fn the_question_set_is_answered_right_in_nine_of_ten_in_every_mode() {
+    use tributary_core::chat::questions::QuestionSet;
+    let set = QuestionSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/chat")).unwrap();
+    let host = Deployment::start(HostKind::NodeOnSqlite, NodeOptions::default()).await;
+    let client = reqwest::Client::new();
+    for (name, warehouse) in &set.warehouses {
+        let files: Vec<Value> =
+            set.files(name).unwrap().into_iter().map(|(filename, content)| json!({"filename": filename, "content": content})).collect();
+        let body = json!({"project_id": name, "dialect": warehouse.dialect, "files": files});
+        let response = client.post(host.url("/api/v1/ingest")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+    }
+    let mut tally: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    let mut wrong = Vec::new();
+    for question in &set.questions {
+        let body = json!({"query": question.question, "context": {"project_id": question.warehouse}});
+        let (status, answer) = ask(&host, &question.mode, body).await;
+        assert_eq!(status, StatusCode::OK, "{}: {answer}", question.question);
+        let missing = question.missing(answer["response"].as_str().unwrap());
+        let counts = tally.entry(question.mode.as_str()).or_default();
+        counts.1 += 1;
+        if missing.is_empty() {
+            counts.0 += 1;
+        } else {
+            wrong.push(format!("[{}] {}: missing {missing:?}\n{}", question.mode, question.question, answer["response"]));
+        }
+    }
+    assert_eq!(tally.keys().copied().collect::<Vec<_>>(), ["deep", "graph", "semantic"], "every mode is asked");
+    for (mode, (right, asked)) in &tally {
+        assert!(right * 10 >= asked * 9, "{mode}: {right} of {asked} right; wrong:\n{}", wrong.join("\n\n"));
+    }
+}
+
 /// A host holding the warehouse fixture (raw, staging, gold layers).
 async fn warehouse(kind: HostKind, options: NodeOptions) -> Deployment {
     let host = Deployment::start(kind, options).await;

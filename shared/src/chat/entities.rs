@@ -1,21 +1,30 @@
-//! Finding the objects a question names: by id, by name without its schema, across case, quotes
-//! and brackets, and by near misses (`costumers` finds `customers`). Pure: it matches against the
-//! project's object index and never touches a store.
+//! Finding what a question names: objects by id, by name without its schema, across case, quotes
+//! and brackets, by loose words ("the customer ltv view") and by near misses (`costumers` finds
+//! `customers`); columns by bare or qualified name, or by a phrase ("customer tier"). Pure: it
+//! matches against the project's object index and the columns the store found for the question's
+//! phrases ([`column_phrases`]), and never touches a store.
+//!
+//! Precedence, strongest first: an exact id or a qualified column; an object's name (words joined
+//! with `_`, or one word); a column named by several words or by one written as an identifier;
+//! objects named loosely; a column named by one plain word; near misses of objects.
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::lineage::NodeKind;
+use crate::lineage::{NodeKind, column_key, column_part};
 use crate::similar;
 
-/// An object the question names.
+/// An object or a column the question names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named {
-    /// The object's node id.
+    /// The node id (`object#column` for a column).
     pub id: String,
     pub kind: NodeKind,
     /// The words of the question that named it, as written.
     pub written: String,
     pub how: Match,
+    /// Other nodes the same words could mean, best first (a loose name's runners-up, the other
+    /// columns of an ambiguous column name).
+    pub alternatives: Vec<String>,
 }
 
 /// How a name in the question met an object.
@@ -27,9 +36,15 @@ pub enum Match {
     Unqualified,
     /// Words joined as an identifier: `top customers` for `gold.top_customers`.
     Joined,
+    /// Words found among the parts of a name, and a kind word: `customer ltv view` for
+    /// `analytics.customer_ltv_analysis`. A guess, which the answer says.
+    Loose,
     /// Within a small edit distance: `costumers` for `customers`.
     Near,
 }
+
+/// The columns the store holds for each key of [`column_keys`]: their ids.
+pub type ColumnHits = HashMap<String, Vec<String>>;
 
 /// A word of the question that looks like a name but matches nothing, with the closest names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +69,28 @@ const MAX_COMPARED_WORDS: usize = 12;
 
 /// Most unknown names reported, each with its closest names.
 const MAX_UNMATCHED: usize = 4;
+
+/// Most words read for column phrases (each word starts up to three phrases).
+const MAX_PHRASE_WORDS: usize = 40;
+
+/// Most columns taken for one name; the others it could mean are offered instead.
+pub const MAX_COLUMNS_PER_NAME: usize = 3;
+
+/// Most other objects offered for a loose name.
+const MAX_ALTERNATIVES: usize = 4;
+
+/// Words that say what kind of object is meant, and the kinds they mean.
+const KIND_WORDS: &[(&str, &[NodeKind])] = &[
+    ("table", &[NodeKind::Table]),
+    ("tables", &[NodeKind::Table]),
+    ("view", &[NodeKind::View, NodeKind::MaterializedView]),
+    ("views", &[NodeKind::View, NodeKind::MaterializedView]),
+    ("procedure", &[NodeKind::FunctionOrProcedure]),
+    ("procedures", &[NodeKind::FunctionOrProcedure]),
+    ("proc", &[NodeKind::FunctionOrProcedure]),
+    ("function", &[NodeKind::FunctionOrProcedure]),
+    ("query", &[NodeKind::Query]),
+];
 
 /// Words never taken for names: English glue and the words questions about SQL are made of.
 const STOP_WORDS: &[&str] = &[
@@ -163,9 +200,58 @@ const STOP_WORDS: &[&str] = &[
     "you",
 ];
 
-/// The objects (never columns) `question` names among `objects` (`(id, kind)`, the project's
-/// object index), best matches first, and the name-like words that matched nothing.
-pub fn find<'a>(question: &str, objects: &'a [(String, NodeKind)]) -> Found {
+/// Words of the question that may name a column: one word (a qualified one's last part, qualified
+/// by the rest), or a run of two or three neighbouring words that are not stop words.
+struct Span {
+    start: usize,
+    /// Exclusive.
+    end: usize,
+    key: String,
+    qualifier: Option<String>,
+}
+
+fn spans(words: &[String]) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for start in 0..words.len().min(MAX_PHRASE_WORDS) {
+        let word = &words[start];
+        if word.chars().count() > similar::MAX_COMPARED_CHARS {
+            continue;
+        }
+        if let Some((qualifier, last)) = word.rsplit_once('.') {
+            if !qualifier.is_empty() && !last.is_empty() {
+                spans.push(Span { start, end: start + 1, key: column_key(last), qualifier: Some(qualifier.to_lowercase()) });
+            }
+            continue;
+        }
+        if !is_content_word(word) {
+            continue;
+        }
+        spans.push(Span { start, end: start + 1, key: column_key(word), qualifier: None });
+        for end in start + 2..=(start + 3).min(words.len()) {
+            if !is_content_word(&words[end - 1])
+                || words[end - 1].contains('.')
+                || words[end - 1].chars().count() > similar::MAX_COMPARED_CHARS
+            {
+                break;
+            }
+            spans.push(Span { start, end, key: words[start..end].iter().map(|word| column_key(word)).collect(), qualifier: None });
+        }
+    }
+    spans
+}
+
+/// The keys the store should look columns up by for `question` ([`crate::store::LineageStore::find_columns`]).
+pub fn column_keys(question: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    spans(&words(question)).into_iter().map(|span| span.key).filter(|key| !key.is_empty() && seen.insert(key.clone())).collect()
+}
+
+/// What `question` names among `objects` (`(id, kind)`, the project's object index) and the
+/// columns found for its phrases (`columns`, by key), best matches first, and the name-like words
+/// that matched nothing. A column name is one [`Named`]: its `id` and `alternatives` together are
+/// every column of that name the question can mean (only those of an object it names, when it
+/// names one that has it).
+pub fn find(question: &str, objects: &[(String, NodeKind)], columns: &ColumnHits) -> Found {
     let words = words(question);
     let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(objects.len());
     let mut by_name: HashMap<&str, Vec<usize>> = HashMap::with_capacity(objects.len());
@@ -173,79 +259,234 @@ pub fn find<'a>(question: &str, objects: &'a [(String, NodeKind)]) -> Found {
         by_id.insert(id, index);
         by_name.entry(last_part(id)).or_default().push(index);
     }
-    let mut found = Found::default();
-    let mut taken = BTreeSet::new();
-    let mut consumed = vec![false; words.len()];
-    let mut name = |index: usize, written: &str, how: Match, found: &mut Found| {
-        let (id, kind) = &objects[index];
-        if taken.insert(index) {
-            found.named.push(Named { id: id.clone(), kind: *kind, written: written.to_owned(), how });
-        }
-    };
+    let mut matcher =
+        Matcher { words: &words, objects, found: Found::default(), taken: BTreeSet::new(), consumed: vec![false; words.len()] };
+    let spans = spans(&words);
 
     // Exact ids first.
     for (position, word) in words.iter().enumerate() {
         if let Some(&index) = by_id.get(word.to_lowercase().as_str()) {
-            name(index, word, Match::Exact, &mut found);
-            consumed[position] = true;
+            matcher.object(index, position..position + 1, Match::Exact, Vec::new());
         }
+    }
+    // Qualified columns: `staging.orders.amount`, `orders.amount`.
+    for span in spans.iter().filter(|span| span.qualifier.is_some()) {
+        let qualifier = span.qualifier.as_deref().unwrap_or_default();
+        let owned = columns_where(columns, &span.key, |object| object == qualifier || last_part(object) == qualifier);
+        matcher.columns(span, owned, Match::Exact);
     }
     // Then neighbouring words joined with `_` (`top customers`): more specific than either word.
     for pair in 0..words.len().saturating_sub(1) {
-        if consumed[pair] || consumed[pair + 1] {
-            continue;
-        }
         let joined = format!("{}_{}", words[pair], words[pair + 1]).to_lowercase();
         if let Some(indexes) = by_name.get(joined.as_str()) {
             for &index in indexes {
-                name(index, &format!("{} {}", words[pair], words[pair + 1]), Match::Joined, &mut found);
+                matcher.object(index, pair..pair + 2, Match::Joined, Vec::new());
             }
-            consumed[pair] = true;
-            consumed[pair + 1] = true;
         }
     }
-    // Then single words as names without their schema.
-    for (position, word) in words.iter().enumerate() {
-        if consumed[position] {
-            continue;
+    // Columns named by several words, or by one written as an identifier: exact keys.
+    let named_objects: BTreeSet<String> = matcher.found.named.iter().map(|named| named.id.clone()).collect();
+    let owned_if_named = |key: &str| {
+        let owned = columns_where(columns, key, |object| named_objects.contains(object));
+        if owned.is_empty() { columns.get(key).cloned().unwrap_or_default() } else { owned }
+    };
+    let mut unqualified: Vec<&Span> = spans.iter().filter(|span| span.qualifier.is_none()).collect();
+    unqualified.sort_by_key(|span| (std::cmp::Reverse(span.end - span.start), span.start));
+    for span in &unqualified {
+        if span.end - span.start > 1 || is_identifier_like(&words[span.start]) {
+            matcher.columns(span, owned_if_named(&span.key), Match::Joined);
         }
+    }
+    // Objects named loosely by two words or more.
+    matcher.loose(2);
+    // Single words as names without their schema.
+    for (position, word) in words.iter().enumerate() {
         if let Some(indexes) = by_name.get(word.to_lowercase().as_str()) {
             for &index in indexes {
-                name(index, word, Match::Unqualified, &mut found);
+                matcher.object(index, position..position + 1, Match::Unqualified, Vec::new());
             }
-            consumed[position] = true;
         }
     }
-    // Near misses, for words that look like names: not stop words, long enough to mistype, short
-    // enough to be a name. Each is compared with every object, so how many are is bounded too.
-    let mut compared_words = 0;
-    for (position, word) in words.iter().enumerate() {
-        if consumed[position] || !looks_like_a_name(word) || word.chars().count() > similar::MAX_COMPARED_CHARS {
-            continue;
-        }
-        compared_words += 1;
-        if compared_words > MAX_COMPARED_WORDS {
-            break;
-        }
-        let key = word.to_lowercase();
-        let allowed = if key.chars().count() >= 8 { 2 } else { 1 };
-        // A qualified word is compared with whole ids, a bare one with names without their schema.
-        let qualified = key.contains('.');
-        let compared = |id: &'a str| -> &'a str { if qualified { id } else { last_part(id) } };
-        let near = similar::all_within(&key, objects, |(id, _)| compared(id), allowed);
-        if let Some(best) = near.iter().map(|(score, _)| *score).min() {
-            for (_, index) in near.into_iter().filter(|(score, _)| *score == best) {
-                name(index, word, Match::Near, &mut found);
-            }
-        } else if is_identifier_like(word) && found.unmatched.len() < MAX_UNMATCHED {
-            // Only words that read as identifiers are reported as unknown names.
-            let closest = similar::closest(&key, objects, |(id, _)| compared(id), 5);
-            found.unmatched.push(Unmatched { written: word.clone(), closest: closest.into_iter().map(|(id, _)| id.clone()).collect() });
-        }
+    // Objects named loosely by one word and a kind (`the revenue view`), then columns by one plain word.
+    matcher.loose(1);
+    for span in unqualified.iter().filter(|span| span.end - span.start == 1) {
+        matcher.columns(span, owned_if_named(&span.key), Match::Unqualified);
     }
+    matcher.near_misses();
+    let mut found = matcher.found;
     found.named.sort_by(|a, b| a.how.cmp(&b.how).then_with(|| a.id.cmp(&b.id)));
     found.named.truncate(MAX_NAMED);
     found
+}
+
+/// The columns of `key` whose object passes `wanted`.
+fn columns_where(columns: &ColumnHits, key: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+    columns.get(key).into_iter().flatten().filter(|id| object_of(id).is_some_and(&wanted)).cloned().collect()
+}
+
+/// The object of a column's id (`staging.orders` of `staging.orders#amount`).
+pub fn object_of(id: &str) -> Option<&str> {
+    column_part(id).map(|part| &id[..id.len() - part.len() - 1])
+}
+
+/// The state of one [`find`]: which words are used up, which nodes named.
+struct Matcher<'a> {
+    words: &'a [String],
+    objects: &'a [(String, NodeKind)],
+    found: Found,
+    taken: BTreeSet<String>,
+    consumed: Vec<bool>,
+}
+
+impl<'a> Matcher<'a> {
+    fn free(&self, positions: &std::ops::Range<usize>) -> bool {
+        positions.clone().all(|position| !self.consumed[position])
+    }
+
+    /// The kinds a kind word right after the words at `positions` (or right before them) says.
+    fn kinds_beside(&self, positions: &std::ops::Range<usize>) -> &'static [NodeKind] {
+        let kind_word = |position: Option<usize>| {
+            position
+                .and_then(|position| self.words.get(position))
+                .and_then(|word| KIND_WORDS.iter().find(|(kind_word, _)| word.eq_ignore_ascii_case(kind_word)))
+                .map(|(_, kinds)| *kinds)
+        };
+        kind_word(Some(positions.end)).or_else(|| kind_word(positions.start.checked_sub(1))).unwrap_or(&[])
+    }
+
+    fn written(&self, positions: &std::ops::Range<usize>) -> String {
+        self.words[positions.clone()].join(" ")
+    }
+
+    /// Names object `index` by the words at `positions`, unless another match used them. A word
+    /// may name several objects of one kind of match (`orders` in two schemas).
+    fn object(&mut self, index: usize, positions: std::ops::Range<usize>, how: Match, alternatives: Vec<String>) {
+        let (id, kind) = &self.objects[index];
+        // `the customer ltv view` is not the table `customer_ltv`.
+        let kinds = self.kinds_beside(&positions);
+        if matches!(how, Match::Joined | Match::Unqualified) && !kinds.is_empty() && !kinds.contains(kind) {
+            return;
+        }
+        let same_match = self.found.named.iter().any(|named| named.how == how && named.written == self.written(&positions));
+        if !self.free(&positions) && !same_match {
+            return;
+        }
+        if self.taken.insert(id.clone()) {
+            let written = self.written(&positions);
+            self.found.named.push(Named { id: id.clone(), kind: *kind, written, how, alternatives });
+        }
+        positions.for_each(|position| self.consumed[position] = true);
+    }
+
+    /// Names the columns `ids` (one name: the first, with the others as alternatives) by `span`'s words.
+    fn columns(&mut self, span: &Span, ids: Vec<String>, how: Match) {
+        let positions = span.start..span.end;
+        let ids: Vec<String> = ids.into_iter().filter(|id| !self.taken.contains(id)).collect();
+        if ids.is_empty() || !self.free(&positions) {
+            return;
+        }
+        self.taken.extend(ids.iter().cloned());
+        let written = self.written(&positions);
+        let mut ids = ids.into_iter();
+        let id = ids.next().unwrap_or_default();
+        self.found.named.push(Named { id, kind: NodeKind::Column, written, how, alternatives: ids.collect() });
+        positions.for_each(|position| self.consumed[position] = true);
+    }
+
+    /// Objects named by a run of free neighbouring content words (at least `at_least`, and a kind
+    /// word beside the run when only one): the object whose id holds the most of them (a plural's
+    /// `s` aside), of the kind said, with the shortest id; the others offered.
+    fn loose(&mut self, at_least: usize) {
+        let mut start = 0;
+        while start < self.words.len() {
+            let usable = |position: usize| {
+                let word = &self.words[position];
+                !self.consumed[position]
+                    && is_content_word(word)
+                    && !word.contains('.')
+                    && word.chars().count() <= similar::MAX_COMPARED_CHARS
+            };
+            if !usable(start) {
+                start += 1;
+                continue;
+            }
+            let mut end = start;
+            while end < self.words.len() && usable(end) && end - start < MAX_COMPARED_WORDS {
+                end += 1;
+            }
+            let kinds = self.kinds_beside(&(start..end));
+            // One word needs a kind in the singular: `the raw tables` names no one table.
+            let singular =
+                [Some(end), start.checked_sub(1)].into_iter().flatten().filter_map(|position| self.words.get(position)).any(|word| {
+                    KIND_WORDS.iter().any(|(kind_word, _)| word.eq_ignore_ascii_case(kind_word)) && !word.to_lowercase().ends_with('s')
+                });
+            if end - start >= at_least && (end - start >= 2 || (!kinds.is_empty() && singular)) {
+                self.loose_run(start..end, kinds);
+            }
+            start = end.max(start + 1);
+        }
+    }
+
+    fn loose_run(&mut self, run: std::ops::Range<usize>, kinds: &[NodeKind]) {
+        let words: Vec<String> =
+            self.words[run.clone()].iter().map(|word| word.to_lowercase()).filter(|word| word.chars().count() >= 3).collect();
+        let needed = if kinds.is_empty() { 2 } else { 1 };
+        // (score, id length, id, index, words held)
+        let mut ranked: Vec<(usize, usize, &str, usize, usize)> = Vec::new();
+        for (index, (id, kind)) in self.objects.iter().enumerate() {
+            let held = words
+                .iter()
+                .filter(|word| {
+                    id.contains(word.as_str())
+                        || word.strip_suffix('s').is_some_and(|singular| singular.len() >= 3 && id.contains(singular))
+                })
+                .count();
+            let kind_said = kinds.contains(kind);
+            // Every word of a two-word run, or all but one of a longer run.
+            if held >= needed && held + 1 >= words.len().max(2) {
+                ranked.push((held * 2 + usize::from(kind_said), id.len(), id, index, held));
+            }
+        }
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
+        let Some(&(_, _, _, best, best_held)) = ranked.first() else { return };
+        // The others that hold as many of the words (of another kind, or with a longer name).
+        let alternatives =
+            ranked.iter().skip(1).filter(|other| other.4 == best_held).take(MAX_ALTERNATIVES).map(|other| other.2.to_owned()).collect();
+        self.object(best, run, Match::Loose, alternatives);
+    }
+
+    /// Near misses, for free words that look like names: not stop words, long enough to mistype,
+    /// short enough to be a name. Each is compared with every object, so how many are is bounded too.
+    fn near_misses(&mut self) {
+        let mut compared_words = 0;
+        for position in 0..self.words.len() {
+            let word = &self.words[position];
+            if self.consumed[position] || !looks_like_a_name(word) || word.chars().count() > similar::MAX_COMPARED_CHARS {
+                continue;
+            }
+            compared_words += 1;
+            if compared_words > MAX_COMPARED_WORDS {
+                break;
+            }
+            let key = word.to_lowercase();
+            let allowed = if key.chars().count() >= 8 { 2 } else { 1 };
+            // A qualified word is compared with whole ids, a bare one with names without their schema.
+            let qualified = key.contains('.');
+            let compared = |id: &'a str| -> &'a str { if qualified { id } else { last_part(id) } };
+            let near = similar::all_within(&key, self.objects, |(id, _)| compared(id), allowed);
+            if let Some(best) = near.iter().map(|(score, _)| *score).min() {
+                for (_, index) in near.into_iter().filter(|(score, _)| *score == best) {
+                    self.object(index, position..position + 1, Match::Near, Vec::new());
+                }
+            } else if is_identifier_like(word) && self.found.unmatched.len() < MAX_UNMATCHED {
+                // Only words that read as identifiers are reported as unknown names.
+                let closest = similar::closest(&key, self.objects, |(id, _)| compared(id), 5);
+                self.found
+                    .unmatched
+                    .push(Unmatched { written: word.clone(), closest: closest.into_iter().map(|(id, _)| id.clone()).collect() });
+            }
+        }
+    }
 }
 
 /// The question's words: runs of letters, digits, `_`, `.`, `#` and `$`, with quotes and brackets
@@ -261,6 +502,12 @@ fn words(question: &str) -> Vec<String> {
 
 fn last_part(id: &str) -> &str {
     id.rsplit('.').next().unwrap_or(id)
+}
+
+/// A word that can be part of a name: not a stop word, not a number, not a lone letter.
+fn is_content_word(word: &str) -> bool {
+    let key = word.to_lowercase();
+    key.chars().count() >= 2 && !STOP_WORDS.contains(&key.as_str()) && !key.chars().all(|c| c.is_ascii_digit())
 }
 
 fn looks_like_a_name(word: &str) -> bool {
@@ -286,6 +533,12 @@ mod tests {
             ("gold.top_customers", NodeKind::View),
             ("dbo.dimcustomer", NodeKind::Table),
             ("dbo.usp_loadsales", NodeKind::FunctionOrProcedure),
+            ("analytics.customer_ltv_analysis", NodeKind::View),
+            ("staging.customer_ltv", NodeKind::Table),
+            ("marts.revenue_mart", NodeKind::Table),
+            ("gold.revenue", NodeKind::View),
+            ("staging.customer_transactions", NodeKind::Table),
+            ("gold.dim_customer", NodeKind::Table),
         ]
         .into_iter()
         .map(|(id, kind)| (id.to_owned(), kind))
@@ -298,43 +551,120 @@ mod tests {
 
     #[test]
     fn ids_and_names_are_found_across_case_quotes_and_brackets() {
-        assert_eq!(ids(&find("What feeds staging.orders?", &index())), ["staging.orders"]);
-        assert_eq!(ids(&find("What feeds \"Staging\".\"Orders\"?", &index())), ["staging.orders"]);
-        assert_eq!(ids(&find("describe [dbo].[DimCustomer]", &index())), ["dbo.dimcustomer"]);
-        assert_eq!(ids(&find("what depends on DimCustomer", &index())), ["dbo.dimcustomer"]);
+        assert_eq!(ids(&find("What feeds staging.orders?", &index(), &ColumnHits::new())), ["staging.orders"]);
+        assert_eq!(ids(&find("What feeds \"Staging\".\"Orders\"?", &index(), &ColumnHits::new())), ["staging.orders"]);
+        assert_eq!(ids(&find("describe [dbo].[DimCustomer]", &index(), &ColumnHits::new())), ["dbo.dimcustomer"]);
+        assert_eq!(ids(&find("what depends on DimCustomer", &index(), &ColumnHits::new())), ["dbo.dimcustomer"]);
     }
 
     #[test]
     fn a_name_without_its_schema_finds_every_object_of_that_name() {
-        let found = find("Where do orders come from?", &index());
+        let found = find("Where do orders come from?", &index(), &ColumnHits::new());
         assert_eq!(ids(&found), ["raw.orders", "staging.orders"]);
         assert!(found.named.iter().all(|named| named.how == Match::Unqualified));
     }
 
     #[test]
     fn neighbouring_words_join_into_a_name() {
-        let found = find("what feeds top customers", &index());
+        let found = find("what feeds top customers", &index(), &ColumnHits::new());
         assert_eq!(ids(&found), ["gold.top_customers"]);
         assert_eq!(found.named[0].written, "top customers");
     }
 
     #[test]
     fn near_misses_are_forgiven_and_unknown_identifiers_get_the_closest_names() {
-        let found = find("describe costumers", &index());
+        let found = find("describe costumers", &index(), &ColumnHits::new());
         assert_eq!(ids(&found), ["raw.customers"]);
         assert_eq!(found.named[0].how, Match::Near);
-        assert_eq!(ids(&find("what feeds gold.top_customerz", &index())), ["gold.top_customers"]);
+        assert_eq!(ids(&find("what feeds gold.top_customerz", &index(), &ColumnHits::new())), ["gold.top_customers"]);
 
-        let found = find("what feeds fact_shipments?", &index());
+        let found = find("what feeds fact_shipments?", &index(), &ColumnHits::new());
         assert!(found.named.is_empty());
         assert_eq!(found.unmatched.len(), 1);
         assert_eq!(found.unmatched[0].written, "fact_shipments");
         assert_eq!(found.unmatched[0].closest.len(), 5);
     }
 
+    /// What the store would find for the question's column keys, from these columns.
+    fn hits(question: &str, columns: &[&str]) -> ColumnHits {
+        let mut hits = ColumnHits::new();
+        for key in column_keys(question) {
+            let found: Vec<String> =
+                columns.iter().filter(|id| column_part(id).map(column_key) == Some(key.clone())).map(|id| (*id).to_owned()).collect();
+            if !found.is_empty() {
+                hits.insert(key, found);
+            }
+        }
+        hits
+    }
+
+    const COLUMNS: &[&str] = &[
+        "gold.dim_customer#customer_tier",
+        "analytics.customer_ltv_analysis#customer_tier",
+        "gold.dim_customer#lifetime_value",
+        "staging.customer_transactions#total_amount",
+        "gold.dim_customer#total_amount",
+        "raw.orders#orders",
+        "gold.revenue#revenue",
+    ];
+
+    fn column_find(question: &str) -> Found {
+        find(question, &index(), &hits(question, COLUMNS))
+    }
+
+    #[test]
+    fn columns_are_named_bare_qualified_or_by_a_phrase() {
+        let found = column_find("Where is customer_tier computed?");
+        assert_eq!(found.named.len(), 1, "{found:?}");
+        let named = &found.named[0];
+        assert_eq!((named.kind, named.written.as_str()), (NodeKind::Column, "customer_tier"));
+        let mut every: Vec<&str> = std::iter::once(named.id.as_str()).chain(named.alternatives.iter().map(String::as_str)).collect();
+        every.sort();
+        assert_eq!(every, ["analytics.customer_ltv_analysis#customer_tier", "gold.dim_customer#customer_tier"]);
+
+        assert_eq!(ids(&column_find("where does gold.dim_customer.lifetime_value come from")), ["gold.dim_customer#lifetime_value"]);
+        assert_eq!(ids(&column_find("where does dim_customer.lifetime_value come from")), ["gold.dim_customer#lifetime_value"]);
+        let found = column_find("Where does lifetime value come from?");
+        assert_eq!(ids(&found), ["gold.dim_customer#lifetime_value"]);
+        assert_eq!(found.named[0].written, "lifetime value");
+        assert_eq!(ids(&column_find("how is the customer tier derived")).len(), 1);
+    }
+
+    #[test]
+    fn a_column_name_in_a_named_object_means_that_objects_column() {
+        let found = column_find("Where does total_amount in staging.customer_transactions come from?");
+        assert_eq!(ids(&found), ["staging.customer_transactions", "staging.customer_transactions#total_amount"]);
+        assert!(found.named.iter().all(|named| named.alternatives.is_empty()), "{found:?}");
+        // Named alone, it means every column of that name.
+        let found = column_find("where does total_amount come from");
+        assert_eq!(found.named.len(), 1);
+        assert_eq!(found.named[0].alternatives.len(), 1);
+    }
+
+    #[test]
+    fn an_object_of_a_plain_words_name_comes_before_a_column_of_it() {
+        assert_eq!(ids(&column_find("what feeds orders")), ["raw.orders", "staging.orders"]);
+        assert_eq!(ids(&column_find("describe gold.revenue")), ["gold.revenue"]);
+    }
+
+    #[test]
+    fn loose_names_match_by_their_parts_and_kind_and_offer_the_others() {
+        let found = column_find("Which tables feed the customer ltv view?");
+        assert_eq!(ids(&found), ["analytics.customer_ltv_analysis"]);
+        let named = &found.named[0];
+        assert_eq!((named.how, named.written.as_str()), (Match::Loose, "customer ltv"));
+        assert_eq!(named.alternatives, ["staging.customer_ltv"]);
+        // Without the kind, the shorter name fits best.
+        assert_eq!(ids(&column_find("what feeds the customer ltv"))[0], "staging.customer_ltv");
+        assert_eq!(ids(&column_find("what feeds the revenue mart")), ["marts.revenue_mart"]);
+        // Names apart in the sentence are two names, not one loose name.
+        let found = column_find("what do customers and orders hold");
+        assert!(found.named.iter().all(|named| named.how != Match::Loose), "{found:?}");
+    }
+
     #[test]
     fn prose_is_not_taken_for_names() {
-        let found = find("What is in the database? Show me everything please", &index());
+        let found = find("What is in the database? Show me everything please", &index(), &ColumnHits::new());
         assert!(found.named.is_empty());
         assert!(found.unmatched.is_empty(), "{:?}", found.unmatched);
     }
@@ -343,11 +673,11 @@ mod tests {
     fn a_wall_of_made_up_identifiers_is_compared_within_bounds() {
         let objects: Vec<(String, NodeKind)> = (0..2_000).map(|n| (format!("raw.table_{n:05}"), NodeKind::Table)).collect();
         let long_words: Vec<String> = (0..15).map(|n| format!("made_up_{n}_{}", "x".repeat(250))).collect();
-        let found = find(&long_words.join(" "), &objects);
+        let found = find(&long_words.join(" "), &objects, &ColumnHits::new());
         assert!(found.named.is_empty() && found.unmatched.is_empty(), "words longer than a name are not names: {found:?}");
 
         let short_words: Vec<String> = (0..30).map(|n| format!("fact_{n}_shipments")).collect();
-        let found = find(&short_words.join(" "), &objects);
+        let found = find(&short_words.join(" "), &objects, &ColumnHits::new());
         assert_eq!(found.unmatched.len(), MAX_UNMATCHED, "a few unknown names are reported, not every word");
         assert!(found.unmatched.iter().all(|unmatched| unmatched.closest.len() == 5));
     }

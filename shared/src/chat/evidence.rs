@@ -3,8 +3,9 @@
 //!
 //! * text: nothing (the question alone);
 //! * semantic: the statements search ranks best for the question;
-//! * graph: the objects the question names ([`super::entities`]), their columns, and their
-//!   object-level lineage both ways; an overview of the project when it names none;
+//! * graph: the objects and columns the question names ([`super::entities`]): an object with its
+//!   columns and object-level lineage both ways, a column with the expression that computes it and
+//!   column-level lineage both ways; an overview of the project when it names none;
 //! * deep: graph and semantic together, with the session's history (a follow-up that names nothing
 //!   is about what the last turns named), then trimmed to `CHAT_CONTEXT_BUDGET_CHARS`, least relevant
 //!   first, saying what was dropped in `warnings`.
@@ -13,13 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::entities::{self, Match, Unmatched};
+use super::entities::{self, ColumnHits, Match, Named, Unmatched};
 use super::{Mode, Source, SourceKind, Turn};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::lineage::search::query_terms;
 use crate::lineage::walk::walk;
-use crate::lineage::{Direction, EdgeKind, GraphEdge, GraphNode, NodeKind};
+use crate::lineage::{Direction, EdgeKind, GraphEdge, GraphNode, NodeKind, column_key, column_part};
 use crate::store::SearchHit;
 
 /// Steps of lineage gathered each way from a named object.
@@ -30,6 +30,10 @@ pub const LINEAGE_NODES: usize = 60;
 pub const SEARCH_HITS: usize = 8;
 /// Objects listed per kind in an overview.
 pub const OVERVIEW_EXAMPLES: usize = 8;
+/// Columns read per key the question may name (a name shared by more is offered by its first ones).
+pub const COLUMNS_PER_KEY: usize = 20;
+/// Earlier questions a follow-up that names nothing is matched against.
+const EARLIER_QUESTIONS: usize = 3;
 
 /// What the question asks for, as far as words tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,11 @@ impl Intent {
             " filled ",
             " loads ",
             " populate",
+            " calculat",
+            " comput",
+            " derive",
+            " formula",
+            " logic ",
         ]) {
             return Intent::Upstream;
         }
@@ -124,6 +133,12 @@ impl Intent {
     }
 }
 
+/// Whether a question asks how something is made.
+pub fn asks_how(question: &str) -> bool {
+    let q = format!(" {} ", question.to_lowercase());
+    [" how ", "calculat", "comput", " built", " logic", "formula"].iter().any(|word| q.contains(word))
+}
+
 /// What the project holds, in brief.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overview {
@@ -135,13 +150,15 @@ pub struct Overview {
     pub files: u64,
 }
 
-/// One object the question names, with what is known about it.
+/// One object or column the question names, with what is known about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
     pub node: GraphNode,
     pub written: String,
     pub how: Match,
-    /// Its columns, in order.
+    /// Other nodes the words could mean, best first.
+    pub alternatives: Vec<String>,
+    /// An object's columns, in order.
     pub columns: Vec<GraphNode>,
     /// Foreign keys and other references it makes.
     pub references: Vec<GraphEdge>,
@@ -149,8 +166,19 @@ pub struct Entity {
     pub downstream: Lineage,
 }
 
-/// Object-level lineage one way from an entity: the edges walked (READS_FROM, DERIVES, CALLS) and
-/// the objects they reach, by id.
+impl Entity {
+    pub fn is_column(&self) -> bool {
+        self.node.kind == NodeKind::Column
+    }
+
+    /// The text of the expression that computes a column, as ingestion kept it.
+    pub fn expression(&self) -> Option<&str> {
+        self.node.properties.get("expression").and_then(|value| value.as_str())
+    }
+}
+
+/// Lineage one way from an entity: the edges walked (object to object for an object: READS_FROM,
+/// DERIVES, CALLS; column to column for a column) and the nodes they reach, by id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Lineage {
     pub edges: Vec<GraphEdge>,
@@ -167,6 +195,9 @@ pub struct Evidence {
     pub project: String,
     pub question: String,
     pub intent: Intent,
+    /// Whether the question asks how something is made (built, calculated, computed): the answer
+    /// then shows the definition.
+    pub asks_how: bool,
     pub overview: Option<Overview>,
     pub entities: Vec<Entity>,
     pub unmatched: Vec<Unmatched>,
@@ -182,6 +213,7 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
         project: project.to_owned(),
         question: question.to_owned(),
         intent: Intent::General,
+        asks_how: asks_how(question),
         overview: None,
         entities: Vec::new(),
         unmatched: Vec::new(),
@@ -193,28 +225,29 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
         return Ok(evidence);
     }
     if matches!(mode, Mode::Semantic | Mode::Deep) {
-        let terms = query_terms(question);
-        if !terms.is_empty() {
-            evidence.hits = state.stores.lineage.search_chunks(project, &terms, SEARCH_HITS).await?;
-        }
+        evidence.hits = crate::knowledge::ranked_search(state, project, question, SEARCH_HITS).await?.1;
     }
     if matches!(mode, Mode::Graph | Mode::Deep) {
         let objects = state.stores.lineage.object_index(project).await?;
         // A follow-up that names nothing is about what the last turns named.
-        let earlier: Vec<String> =
-            if mode == Mode::Deep { evidence.history.iter().rev().map(|turn| turn.question.clone()).collect() } else { Vec::new() };
+        let earlier: Vec<String> = if mode == Mode::Deep {
+            evidence.history.iter().rev().take(EARLIER_QUESTIONS).map(|turn| turn.question.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let columns = column_hits(state, project, std::iter::once(question).chain(earlier.iter().map(String::as_str))).await?;
         let question_owned = question.to_owned();
         // Matching compares the question's words with every object: CPU work that grows with the
         // project, so off the async workers.
         let (found, from_earlier, objects) = state
             .cpu
             .run("chat", move || {
-                let found = entities::find(&question_owned, &objects);
+                let found = entities::find(&question_owned, &objects, &columns);
                 if !found.named.is_empty() {
                     return (found, None, objects);
                 }
                 for earlier in earlier {
-                    let earlier_found = entities::find(&earlier, &objects);
+                    let earlier_found = entities::find(&earlier, &objects, &columns);
                     if !earlier_found.named.is_empty() {
                         return (earlier_found, Some(earlier), objects);
                     }
@@ -228,10 +261,14 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
         evidence.intent = Intent::of(question, !found.named.is_empty());
         evidence.unmatched = found.unmatched;
         for named in found.named {
+            if named.kind == NodeKind::Column {
+                evidence.entities.extend(column_entities(state, project, named).await?);
+                continue;
+            }
             let Some(node) = state.stores.lineage.get_nodes(project, std::slice::from_ref(&named.id)).await?.into_iter().next() else {
                 continue;
             };
-            evidence.entities.push(entity(state, project, node, named.written, named.how).await?);
+            evidence.entities.push(entity(state, project, node, named.written, named.how, named.alternatives).await?);
         }
         if evidence.entities.is_empty() {
             evidence.overview = Some(overview(state, &objects).await?);
@@ -242,7 +279,60 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
     Ok(evidence)
 }
 
-async fn entity(state: &AppState, project: &str, node: GraphNode, written: String, how: Match) -> Result<Entity, ApiError> {
+/// The columns the store holds for the keys the questions' words may name columns by.
+async fn column_hits(state: &AppState, project: &str, questions: impl Iterator<Item = &str>) -> Result<ColumnHits, ApiError> {
+    let mut keys: Vec<String> = Vec::new();
+    for question in questions {
+        keys.extend(entities::column_keys(question).into_iter().filter(|key| !keys.contains(key)).collect::<Vec<_>>());
+    }
+    let mut hits = ColumnHits::new();
+    for id in state.stores.lineage.find_columns(project, &keys, false, COLUMNS_PER_KEY).await? {
+        if let Some(part) = column_part(&id) {
+            hits.entry(column_key(part)).or_default().push(id);
+        }
+    }
+    Ok(hits)
+}
+
+/// The columns a column name means, each with its lineage: at most
+/// [`entities::MAX_COLUMNS_PER_NAME`], those computed by an expression first (where a value is
+/// made, not passed along), the others offered as alternatives of the first.
+async fn column_entities(state: &AppState, project: &str, named: Named) -> Result<Vec<Entity>, ApiError> {
+    let ids: Vec<String> = std::iter::once(named.id).chain(named.alternatives).collect();
+    let mut nodes = state.stores.lineage.get_nodes(project, &ids).await?;
+    nodes.sort_by_key(|node| (!node.properties.contains_key("expression"), node.properties.contains_key("inferred"), node.id.clone()));
+    let others: Vec<String> = nodes.iter().skip(entities::MAX_COLUMNS_PER_NAME).map(|node| node.id.clone()).collect();
+    let mut found: Vec<Entity> = Vec::new();
+    for (rank, node) in nodes.into_iter().take(entities::MAX_COLUMNS_PER_NAME).enumerate() {
+        // A column that carries another one's value along (in its lineage) is shown in that one's chains.
+        if found.iter().any(|entity| entity.upstream.nodes.contains_key(&node.id) || entity.downstream.nodes.contains_key(&node.id)) {
+            continue;
+        }
+        let alternatives = if rank == 0 { others.clone() } else { Vec::new() };
+        let upstream = lineage(state, project, &node.id, Direction::Upstream, is_column_flow).await?;
+        let downstream = lineage(state, project, &node.id, Direction::Downstream, is_column_flow).await?;
+        found.push(Entity {
+            node,
+            written: named.written.clone(),
+            how: named.how,
+            alternatives,
+            columns: Vec::new(),
+            references: Vec::new(),
+            upstream,
+            downstream,
+        });
+    }
+    Ok(found)
+}
+
+async fn entity(
+    state: &AppState,
+    project: &str,
+    node: GraphNode,
+    written: String,
+    how: Match,
+    alternatives: Vec<String>,
+) -> Result<Entity, ApiError> {
     let store = &state.stores.lineage;
     let own = store.edges_of(project, std::slice::from_ref(&node.id), Direction::Upstream).await?;
     let column_ids: Vec<String> = own.iter().filter(|edge| edge.kind == EdgeKind::Contains).map(|edge| edge.target.clone()).collect();
@@ -251,20 +341,26 @@ async fn entity(state: &AppState, project: &str, node: GraphNode, written: Strin
         (column.properties.get("ordinal").and_then(|ordinal| ordinal.as_u64()).unwrap_or(u64::MAX), column.id.clone())
     });
     let references = own.into_iter().filter(|edge| edge.kind == EdgeKind::References).collect();
-    let upstream = lineage(state, project, &node.id, Direction::Upstream).await?;
-    let downstream = lineage(state, project, &node.id, Direction::Downstream).await?;
-    Ok(Entity { node, written, how, columns, references, upstream, downstream })
+    let upstream = lineage(state, project, &node.id, Direction::Upstream, is_object_flow).await?;
+    let downstream = lineage(state, project, &node.id, Direction::Downstream, is_object_flow).await?;
+    Ok(Entity { node, written, how, alternatives, columns, references, upstream, downstream })
 }
 
-/// Object-level lineage one way: columns and containment left out, so chains read object to object.
-async fn lineage(state: &AppState, project: &str, id: &str, direction: Direction) -> Result<Lineage, ApiError> {
+/// Lineage one way along the edges `follows` keeps (object to object, or column to column).
+async fn lineage(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    direction: Direction,
+    follows: fn(&GraphEdge) -> bool,
+) -> Result<Lineage, ApiError> {
     let store = state.stores.lineage.clone();
     let subgraph = walk(id, &[direction], LINEAGE_DEPTH, LINEAGE_NODES, |ids, direction| {
         let store = store.clone();
         let project = project.to_owned();
         async move {
             let edges = store.edges_of(&project, &ids, direction).await?;
-            Ok::<_, crate::store::StoreError>(edges.into_iter().filter(is_object_flow).collect())
+            Ok::<_, crate::store::StoreError>(edges.into_iter().filter(&follows).collect())
         }
     })
     .await?;
@@ -296,10 +392,26 @@ async fn lineage(state: &AppState, project: &str, id: &str, direction: Direction
     Ok(Lineage { edges: subgraph.edges, nodes, depth, truncated: subgraph.truncated })
 }
 
+/// Object-level lineage: columns and containment left out, so chains read object to object.
 fn is_object_flow(edge: &GraphEdge) -> bool {
     matches!(edge.kind, EdgeKind::ReadsFrom | EdgeKind::Derives | EdgeKind::Calls)
-        && !edge.source.contains('#')
-        && !edge.target.contains('#')
+        && column_part(&edge.source).is_none()
+        && column_part(&edge.target).is_none()
+}
+
+/// Column-level lineage: a column read from others.
+fn is_column_flow(edge: &GraphEdge) -> bool {
+    matches!(edge.kind, EdgeKind::ReadsFrom | EdgeKind::Derives)
+        && column_part(&edge.source).is_some()
+        && column_part(&edge.target).is_some()
+}
+
+/// A node's id as people write it: `object.column` for a column (`object#column`).
+pub fn display_id(id: &str) -> String {
+    match entities::object_of(id) {
+        Some(object) => format!("{object}.{}", &id[object.len() + 1..]),
+        None => id.to_owned(),
+    }
 }
 
 async fn overview(state: &AppState, objects: &[(String, NodeKind)]) -> Result<Overview, ApiError> {
@@ -387,7 +499,21 @@ impl Evidence {
         }
         for entity in &self.entities {
             let node = &entity.node;
-            let _ = writeln!(text, "## {} ({}){}", node.id, node.kind, defined_at(node));
+            match (&node.parent, entity.is_column()) {
+                (Some(parent), true) => {
+                    let _ = writeln!(text, "## {} (column of {parent}){}", display_id(&node.id), defined_at(node));
+                }
+                _ => {
+                    let _ = writeln!(text, "## {} ({}){}", node.id, node.kind, defined_at(node));
+                }
+            }
+            if let Some(expression) = entity.expression() {
+                let _ = writeln!(text, "Computed as: {} = {expression}{}", node.name, computed_at(entity).unwrap_or_default());
+            }
+            if !entity.alternatives.is_empty() {
+                let others: Vec<String> = entity.alternatives.iter().map(|id| display_id(id)).collect();
+                let _ = writeln!(text, "\"{}\" could also mean: {}", entity.written, others.join(", "));
+            }
             if !entity.columns.is_empty() {
                 let columns: Vec<String> = entity.columns.iter().map(column_text).collect();
                 let _ = writeln!(text, "Columns: {}", columns.join(", "));
@@ -400,7 +526,14 @@ impl Evidence {
             }
             for (label, lineage) in [("Reads from", &entity.upstream), ("Read by", &entity.downstream)] {
                 for edge in &lineage.edges {
-                    let _ = writeln!(text, "{label}: {} -[{}]-> {}", edge.source, edge.kind, edge.target);
+                    let _ = writeln!(
+                        text,
+                        "{label}: {} -[{}]-> {}{}",
+                        display_id(&edge.source),
+                        edge.kind,
+                        display_id(&edge.target),
+                        edge_at(edge)
+                    );
                 }
             }
         }
@@ -436,6 +569,7 @@ impl Evidence {
                 Match::Exact => format!("named in the question as {}", entity.written),
                 Match::Unqualified => format!("{} without its schema", entity.written),
                 Match::Joined => format!("\"{}\" read as a name", entity.written),
+                Match::Loose => format!("the closest fit to \"{}\" among the names' parts", entity.written),
                 Match::Near => format!("closest name to \"{}\"", entity.written),
             };
             add(Source::new(SourceKind::Node, &node.id, note, json!({"kind": node.kind, "file": node.file, "line": node.line})));
@@ -480,6 +614,23 @@ impl Evidence {
         }
         (nodes.into_values().collect(), edges.into_values().collect())
     }
+}
+
+/// ` (in file.sql line 7)`: where an edge was found, when known.
+pub fn edge_at(edge: &GraphEdge) -> String {
+    let file = edge.properties.get("file").and_then(|value| value.as_str());
+    let line = edge.properties.get("line").and_then(|value| value.as_u64());
+    match (file, line) {
+        (Some(file), Some(line)) => format!(" (in {file} line {line})"),
+        (Some(file), None) => format!(" (in {file})"),
+        _ => String::new(),
+    }
+}
+
+/// Where a column's expression is: the statement that fills it from its sources.
+pub fn computed_at(entity: &Entity) -> Option<String> {
+    let first = entity.upstream.edges.iter().find(|edge| edge.source == entity.node.id)?;
+    Some(edge_at(first)).filter(|at| !at.is_empty())
 }
 
 /// ` — defined in file.sql line 3`, or ` — read but never defined`.

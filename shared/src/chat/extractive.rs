@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use super::Mode;
-use super::evidence::{Entity, Evidence, Intent, Lineage, abridged, column_text, defined_at};
+use super::entities::Match;
+use super::evidence::{Entity, Evidence, Intent, Lineage, abridged, column_text, computed_at, defined_at, display_id, edge_at};
 use crate::lineage::{Direction, GraphEdge, NodeKind};
 
 /// Most chains listed for one object and direction.
@@ -65,7 +66,17 @@ pub fn answer(evidence: &Evidence) -> String {
         }
     }
     for entity in &evidence.entities {
+        guessed(&mut text, entity);
+        if entity.is_column() {
+            column(&mut text, entity, evidence.intent);
+            text.push('\n');
+            continue;
+        }
         match evidence.intent {
+            Intent::Upstream if evidence.asks_how => {
+                chains(&mut text, entity, Direction::Upstream);
+                definition(&mut text, entity);
+            }
             Intent::Upstream => chains(&mut text, entity, Direction::Upstream),
             Intent::Downstream => chains(&mut text, entity, Direction::Downstream),
             Intent::Describe => describe(&mut text, entity),
@@ -97,9 +108,124 @@ pub fn title(question: &str) -> String {
     }
 }
 
+/// Says which object a loose or mistyped name was taken for, and what else it could mean.
+fn guessed(text: &mut String, entity: &Entity) {
+    if !matches!(entity.how, Match::Loose | Match::Near) {
+        return;
+    }
+    let _ = write!(text, "I took \"{}\" to mean `{}` ({}).", entity.written, entity.node.id, kind_name(entity.node.kind));
+    if !entity.alternatives.is_empty() {
+        let others: Vec<String> = entity.alternatives.iter().map(|id| format!("`{id}`")).collect();
+        let _ = write!(text, " Other names that fit: {}.", others.join(", "));
+    }
+    text.push_str("\n\n");
+}
+
+/// A column: what holds it, the expression that computes it and where, and its lineage.
+fn column(text: &mut String, entity: &Entity, intent: Intent) {
+    let node = &entity.node;
+    let id = display_id(&node.id);
+    let parent = node.parent.as_deref().map(|parent| format!(" of `{parent}`")).unwrap_or_default();
+    let _ = writeln!(text, "**`{id}`** is a column{parent}{}.", defined_at(node));
+    if let Some(data_type) = node.properties.get("data_type").and_then(|value| value.as_str()) {
+        let _ = writeln!(text, "Its type is `{data_type}`.");
+    }
+    if let Some(expression) = entity.expression() {
+        let at = computed_at(entity).map(|at| at.trim().trim_start_matches('(').trim_end_matches(')').to_owned());
+        let _ = writeln!(
+            text,
+            "It is computed{}:\n\n```sql\n{} = {}\n```",
+            at.map(|at| format!(" {at}")).unwrap_or_default(),
+            node.name,
+            abridged(expression, 1200)
+        );
+    }
+    if !entity.alternatives.is_empty() {
+        let others: Vec<String> = entity.alternatives.iter().map(|other| format!("`{}`", display_id(other))).collect();
+        let _ = writeln!(text, "\"{}\" also names {}: ask about one by its table.", entity.written, others.join(", "));
+    }
+    // Both ways: what a column is made from explains it, and what uses it is what a change reaches.
+    let ways = if intent == Intent::Downstream {
+        [Direction::Downstream, Direction::Upstream]
+    } else {
+        [Direction::Upstream, Direction::Downstream]
+    };
+    for direction in ways {
+        column_chains(text, entity, direction);
+    }
+    // The expression of each column upstream that computes rather than passes its value.
+    let computed: Vec<(String, &str)> = entity
+        .upstream
+        .nodes
+        .values()
+        .filter_map(|node| {
+            node.properties.get("expression").and_then(|value| value.as_str()).map(|expression| (display_id(&node.id), expression))
+        })
+        .collect();
+    if !computed.is_empty() {
+        let _ = writeln!(text, "Computed along the way:");
+        for (id, expression) in computed.iter().take(MAX_CHAINS) {
+            let _ = writeln!(text, "- `{id}` = `{}`", abridged(expression, 300));
+        }
+    }
+}
+
+/// A column's lineage one way, each step with the file and line of the statement that makes it.
+fn column_chains(text: &mut String, entity: &Entity, direction: Direction) {
+    let (lineage, arrow, verb) = match direction {
+        Direction::Upstream => (&entity.upstream, " ← ", "comes from"),
+        Direction::Downstream => (&entity.downstream, " → ", "is used by"),
+    };
+    let id = display_id(&entity.node.id);
+    if lineage.edges.is_empty() {
+        let none = match direction {
+            Direction::Upstream => "no other column in the ingested SQL (it is not filled from another column)",
+            Direction::Downstream => "no other column in the ingested SQL",
+        };
+        let _ = writeln!(text, "`{id}` {verb} {none}.");
+        return;
+    }
+    let paths = paths(lineage, &entity.node.id, direction);
+    let _ = writeln!(text, "`{id}` {verb}:");
+    for path in paths.iter().take(MAX_CHAINS) {
+        let mut previous = entity.node.id.as_str();
+        let mut steps = Vec::new();
+        for step in path {
+            let (from, to) = match direction {
+                Direction::Upstream => (previous, step.as_str()),
+                Direction::Downstream => (step.as_str(), previous),
+            };
+            let at = lineage.edges.iter().find(|edge| edge.source == from && edge.target == to).map(edge_at).unwrap_or_default();
+            steps.push(format!("`{}`{at}", display_id(step)));
+            previous = step;
+        }
+        let _ = writeln!(text, "- {}", steps.join(arrow));
+    }
+    if paths.len() > MAX_CHAINS {
+        let _ = writeln!(text, "- … and {} more chains", paths.len() - MAX_CHAINS);
+    }
+    if lineage.truncated {
+        let _ = writeln!(text, "(The lineage goes further than shown here.)");
+    }
+}
+
 fn describe(text: &mut String, entity: &Entity) {
     let node = &entity.node;
     let _ = writeln!(text, "**`{}`** is a {}{}.", node.id, kind_name(node.kind), defined_at(node));
+    // One step each way: what it is made from and what reads it.
+    for (lineage, direction, verb) in
+        [(&entity.upstream, Direction::Upstream, "It reads"), (&entity.downstream, Direction::Downstream, "It is read by")]
+    {
+        let near: BTreeSet<String> = lineage
+            .edges
+            .iter()
+            .filter(|edge| lineage.depth.get(&edge.id) == Some(&1))
+            .map(|edge| format!("`{}`", if direction == Direction::Upstream { &edge.target } else { &edge.source }))
+            .collect();
+        if !near.is_empty() {
+            let _ = writeln!(text, "{verb} {}.", near.into_iter().collect::<Vec<_>>().join(", "));
+        }
+    }
     if !entity.columns.is_empty() {
         let columns: Vec<String> = entity.columns.iter().map(|column| format!("`{}`", column_text(column))).collect();
         let _ = writeln!(text, "Columns ({}): {}.", columns.len(), columns.join(", "));
@@ -107,7 +233,12 @@ fn describe(text: &mut String, entity: &Entity) {
     for reference in &entity.references {
         let _ = writeln!(text, "It references `{}`.", reference.target);
     }
-    if let Some(definition) = node.properties.get("definition").and_then(|value| value.as_str()) {
+    definition(text, entity);
+}
+
+/// The statement that defines an object, abridged.
+fn definition(text: &mut String, entity: &Entity) {
+    if let Some(definition) = entity.node.properties.get("definition").and_then(|value| value.as_str()) {
         let _ = writeln!(text, "\n```sql\n{}\n```", abridged(definition, 1200));
     }
 }

@@ -11,6 +11,7 @@ pub mod entities;
 pub mod evidence;
 pub mod extractive;
 pub mod provider;
+pub mod questions;
 pub mod remote;
 
 use std::time::Instant;
@@ -539,6 +540,23 @@ fn next_actions(evidence: &Evidence) -> Vec<String> {
     use evidence::Intent;
     let mut actions = Vec::new();
     for entity in evidence.entities.iter().take(2) {
+        if entity.is_column() {
+            // An ambiguous column name asks back: which of the others?
+            for other in entity.alternatives.iter().take(3) {
+                actions.push(format!("Where does {} come from?", evidence::display_id(other)));
+            }
+            let id = evidence::display_id(&entity.node.id);
+            if evidence.intent != Intent::Downstream && !entity.downstream.edges.is_empty() {
+                actions.push(format!("What uses {id}?"));
+            }
+            if let Some(parent) = &entity.node.parent {
+                actions.push(format!("Describe {parent}"));
+            }
+            continue;
+        }
+        for other in entity.alternatives.iter().take(2) {
+            actions.push(format!("Describe {other}"));
+        }
         let id = &entity.node.id;
         if evidence.intent != Intent::Upstream && !entity.upstream.edges.is_empty() {
             actions.push(format!("What feeds {id}?"));

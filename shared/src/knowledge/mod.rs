@@ -15,8 +15,8 @@ use crate::lineage::extract::Name;
 use crate::lineage::resolve::Catalog;
 use crate::lineage::search::query_terms;
 use crate::lineage::walk::walk;
-use crate::lineage::{Chunk, Direction, FileRecord, GraphEdge, GraphNode, IngestWarning};
-use crate::store::{ListedFile, StoreError};
+use crate::lineage::{Chunk, Direction, FileRecord, GraphEdge, GraphNode, IngestWarning, column_key, column_part};
+use crate::store::{ListedFile, SearchHit, StoreError};
 
 pub use ingestion::{FileResult, IngestFile, IngestRequest, IngestionResult, ingest};
 
@@ -161,14 +161,93 @@ pub struct SearchResults {
 
 /// The project's statements best matching `query`.
 pub async fn search(state: &AppState, project: &str, query: &str, limit: usize) -> Result<SearchResults, ApiError> {
-    let terms = query_terms(query);
-    let hits = if terms.is_empty() { Vec::new() } else { state.stores.lineage.search_chunks(project, &terms, limit).await? };
+    let (terms, hits) = ranked_search(state, project, query, limit).await?;
     Ok(SearchResults {
         query: query.to_owned(),
         project_id: project.to_owned(),
         terms,
         results: hits.into_iter().map(|hit| SearchResult { chunk: hit.chunk, score: (hit.score * 1000.0).round() / 1000.0 }).collect(),
     })
+}
+
+/// Statements read per statement returned, to rank again (see [`ranked_search`]).
+const CANDIDATES_PER_HIT: usize = 4;
+/// Most statements read to rank again.
+const MAX_CANDIDATES: usize = 200;
+/// Words of a query completed as identifier prefixes (`ProductDesc` → `ProductDescription`).
+const MAX_PREFIX_WORDS: usize = 4;
+/// Names one prefix is completed to.
+const COMPLETIONS_PER_PREFIX: usize = 3;
+
+/// The statements best matching `query`, definitions first, with the terms searched. The store
+/// ranks by BM25; of its best few times `limit`, the statements that define an object the query
+/// names (`SalesOrderHeader` names `sales.salesorderheader`) come first, then other definitions
+/// (`CREATE …`), then the rest, each group in BM25 order. A word of the query written as an
+/// identifier that is the start of a column's name, and no whole name, searches for that name too.
+pub async fn ranked_search(state: &AppState, project: &str, query: &str, limit: usize) -> Result<(Vec<String>, Vec<SearchHit>), ApiError> {
+    let mut terms = query_terms(query);
+    if terms.is_empty() || limit == 0 {
+        return Ok((terms, Vec::new()));
+    }
+    let words = query_words(query);
+    // Only words written as identifiers (`ProductDesc`, `order_ln`) are completed: a plain word is
+    // the start of too many names.
+    let prefixes: Vec<String> = query
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|word| word.chars().count() >= 5 && (word.contains('_') || word.chars().skip(1).any(char::is_uppercase)))
+        .map(column_key)
+        .take(MAX_PREFIX_WORDS)
+        .collect();
+    let store = &state.stores.lineage;
+    let whole = store.find_columns(project, &prefixes, false, 1).await?;
+    let unknown: Vec<String> =
+        prefixes.into_iter().filter(|prefix| !whole.iter().any(|id| column_part(id).map(column_key).as_deref() == Some(prefix))).collect();
+    let mut named = words.clone();
+    for id in store.find_columns(project, &unknown, true, COMPLETIONS_PER_PREFIX).await? {
+        if let Some(part) = column_part(&id) {
+            for term in query_terms(part) {
+                if !terms.contains(&term) {
+                    terms.push(term);
+                }
+            }
+            named.push(column_key(part));
+            // The object holding the column is what the word named (`ProductDesc` in `ProductDescription`).
+            if let Some(object) = id.strip_suffix(part).and_then(|object| object.strip_suffix('#')) {
+                named.push(column_key(object.rsplit('.').next().unwrap_or(object)));
+            }
+        }
+    }
+    let candidates = (limit * CANDIDATES_PER_HIT).min(MAX_CANDIDATES).max(limit);
+    let mut hits = store.search_chunks(project, &terms, candidates).await?;
+    let group = |hit: &SearchHit| {
+        let defines = hit.chunk.statement_kind.starts_with("CREATE");
+        let names = hit.chunk.object.as_deref().is_some_and(|object| {
+            let name = column_key(object.rsplit('.').next().unwrap_or(object));
+            named.contains(&name) || named.iter().any(|word| name.starts_with(word.as_str()) && word.chars().count() >= 5)
+        });
+        match (names, defines) {
+            (true, true) => 0,
+            (true, false) => 1,
+            (false, true) => 2,
+            (false, false) => 3,
+        }
+    };
+    // A stable sort: BM25 order within each group.
+    hits.sort_by_key(|hit| group(hit));
+    hits.truncate(limit);
+    Ok((terms, hits))
+}
+
+/// The words of a query as keys (lowercase, without `_`), with neighbouring words joined too
+/// (`sales order header` → `salesorderheader`).
+fn query_words(query: &str) -> Vec<String> {
+    let words: Vec<String> =
+        query.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|word| !word.is_empty()).map(column_key).take(64).collect();
+    let mut keys = words.clone();
+    for size in 2..=3 {
+        keys.extend(words.windows(size).map(|window| window.concat()));
+    }
+    keys
 }
 
 /// `GET /api/v1/files`.

@@ -540,7 +540,10 @@ pub async fn columns_are_found_by_their_key_or_a_prefix_of_it(stores: &Stores) {
     let tiers = ["#staging#customertier", "gold.dim_customer#customer_tier", "staging.customers#customer_tier"];
     assert_eq!(find(&["customertier"], false, 10).await, strings(&tiers), "every spelling of the key, in id order, in this project");
     assert_eq!(find(&["customertier"], false, 2).await, strings(&tiers[..2]), "at most `limit` per key");
-    assert_eq!(find(&["orderdate", "customerid"], false, 10).await, strings(&["staging.customers#order date", "gold.dim_customer#customer_id"]));
+    assert_eq!(
+        find(&["orderdate", "customerid"], false, 10).await,
+        strings(&["staging.customers#order date", "gold.dim_customer#customer_id"])
+    );
     assert_eq!(
         find(&["customert"], true, 10).await,
         strings(&[&tiers[..], &["staging.customers#customer_tier_code"]].concat()),

@@ -610,7 +610,12 @@ impl DynamoStore {
                             // The node's kind is not in the log: its index item is one of these.
                             let mut actions = vec![TransactWriteItem::builder().delete(delete).build()];
                             for sk in std::iter::once(object_sk(&id)).chain(column_sk(&id)) {
-                                let index = Delete::builder().table_name(&self.table).key("pk", s(pk)).key("sk", s(sk)).build().map_err(internal)?;
+                                let index = Delete::builder()
+                                    .table_name(&self.table)
+                                    .key("pk", s(pk))
+                                    .key("sk", s(sk))
+                                    .build()
+                                    .map_err(internal)?;
                                 actions.push(TransactWriteItem::builder().delete(index).build());
                             }
                             actions
@@ -636,7 +641,8 @@ impl DynamoStore {
     /// for an object, the column index item for a column.
     fn object_index_action(&self, project: &str, node: &GraphNode) -> Result<TransactWriteItem, StoreError> {
         Ok(if let (NodeKind::Column, Some(sk)) = (node.kind, column_sk(&node.id)) {
-            let put = Put::builder().table_name(&self.table).item("pk", s(graph_pk(project))).item("sk", s(sk)).build().map_err(internal)?;
+            let put =
+                Put::builder().table_name(&self.table).item("pk", s(graph_pk(project))).item("sk", s(sk)).build().map_err(internal)?;
             TransactWriteItem::builder().put(put).build()
         } else {
             let put = Put::builder()

@@ -470,7 +470,13 @@ impl DynamoStore {
         self.with_prefix(pk, prefix, limit, true).await
     }
 
-    async fn with_prefix(&self, pk: &str, prefix: &str, limit: usize, forward: bool) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    async fn with_prefix(
+        &self,
+        pk: &str,
+        prefix: &str,
+        limit: usize,
+        forward: bool,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let query = self
             .client
             .query()
