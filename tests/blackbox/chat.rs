@@ -46,6 +46,7 @@ async fn the_question_set_is_answered_right_in_nine_of_ten_in_every_mode() {
             wrong.push(format!("[{}] {}: missing {missing:?}\n{}", question.mode, question.question, answer["response"]));
         }
     }
+    eprintln!("question set: {tally:?} (right, asked) per mode; wrong:\n{}", wrong.join("\n\n"));
     assert_eq!(tally.keys().copied().collect::<Vec<_>>(), ["deep", "graph", "semantic"], "every mode is asked");
     for (mode, (right, asked)) in &tally {
         assert!(right * 10 >= asked * 9, "{mode}: {right} of {asked} right; wrong:\n{}", wrong.join("\n\n"));

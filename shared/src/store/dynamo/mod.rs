@@ -22,6 +22,7 @@
 //! | Undo log | `PROJECT#<project>` | `UNDO#<file id>#<n, 5 digits>` | `entries` (JSON: nodes created; nodes replaced, with their old value and writer; edges created; chunks written; the prefix of the warning items written) |
 //! | Node | `GRAPH#<project>` | `NODE#<node id>` | `node` (JSON), `kind`, `rev` (bumped by every write), `writer` (the file id that wrote it last) |
 //! | Object index | `GRAPH#<project>` | `OBJECT#<node id>` | `kind`; one per node that is not a column |
+//! | Column index | `GRAPH#<project>` | `COLUMN#<key>#<column id>` | none; one per column, `<key>` its name without `_` and spaces (`lineage::column_key`, its first 100 bytes), put after the column and removed by the undo log with it |
 //! | Edge, outgoing | `GRAPH#<project>` | `OUT#<source>\|<KIND>\|<target>` | `edge` (JSON), `writer` |
 //! | Edge, incoming | `GRAPH#<project>` | `IN#<target>\|<KIND>\|<source>` | `edge` (JSON), `writer` |
 //! | Chunk | `CHUNK#<project>` | `<chunk id>` | `chunk` (JSON), `tokens` (its length in search tokens) |
@@ -92,7 +93,8 @@
 //!   SQLite backend, one transaction per file, has no such gap.
 //! * **Graph reads**: nodes by `BatchGetItem` (strongly consistent); edges by one `Query` per id,
 //!   `begins_with(sk, "OUT#<id>|")` upstream or `"IN#<id>|"` downstream (node ids never contain `|`),
-//!   all pages, 16 ids at a time; the object index by `begins_with(sk, "OBJECT#")`. An edge key that
+//!   all pages, 16 ids at a time; the object index by `begins_with(sk, "OBJECT#")`; columns by name
+//!   by `begins_with(sk, "COLUMN#<key>#")` (or `"COLUMN#<prefix>"`), sort-key order, up to the limit. An edge key that
 //!   would pass DynamoDB's 1,024 bytes has its far end replaced by `~<SHA-256>` (the item holds the
 //!   edge); ids longer than 900 bytes (project ids 1,024) are refused before anything is written.
 //! * **Files**: one project's by a `Query` of `begins_with(sk, "FILE#")` newest first; all projects'
