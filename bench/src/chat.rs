@@ -1,13 +1,19 @@
-//! The time to build deep mode's context (evidence gathered, fitted to the budget, rendered, with
-//! its sources and subgraph) on a graph of at least 10,000 nodes in the embedded store, in this
-//! process and without a provider, beside two references in the same run: the store's search
-//! alone and one lineage walk alone, the two reads deep mode makes the most of.
+//! Chat, in this process on the embedded store with no provider:
+//!
+//! * the time to build deep mode's context (evidence gathered, fitted to the budget, rendered, with
+//!   its sources and subgraph) on a graph of at least 10,000 nodes, beside two references in the
+//!   same run: the store's search alone and one lineage walk alone, the two reads deep mode makes the
+//!   most of;
+//! * the question set of `tests/fixtures/chat` answered by the extractive provider, graded, beside a
+//!   floor: the store's eight best statements for the question's words (BM25 alone), graded alike.
 
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use tributary_core::chat::{Mode, evidence};
+use tributary_core::chat::questions::QuestionSet;
+use tributary_core::chat::{ChatContext, ChatRequest, Mode, evidence};
 use tributary_core::knowledge::{self, IngestFile, IngestRequest, LineageDirection};
+use tributary_core::lineage::search::query_terms;
 
 use crate::ingest::{embedded, warehouse_file};
 
@@ -80,5 +86,80 @@ pub async fn print_chat(rounds: usize) -> anyhow::Result<()> {
         println!("| {label} | {p50:.2} ms | {p99:.2} ms | {max:.2} ms |");
     }
     println!();
+    Ok(())
+}
+
+/// Prints the question set section: each question asked `rounds` times (the first answer graded).
+pub async fn print_questions(rounds: usize) -> anyhow::Result<()> {
+    let set = QuestionSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/chat"))?;
+    let folder = tempfile::tempdir()?;
+    let state = embedded(folder.path()).await?;
+    for (name, warehouse) in &set.warehouses {
+        let files =
+            set.files(name)?.into_iter().map(|(filename, content)| IngestFile { filename, content: content.into_bytes() }).collect();
+        knowledge::ingest(&state, IngestRequest { project_id: name.clone(), dialect: warehouse.dialect.clone(), files })
+            .await
+            .map_err(|error| anyhow::anyhow!("{name}: {}", error.body().detail))?;
+    }
+    // Per mode: (right, floor right, asked, latencies).
+    let mut modes: std::collections::BTreeMap<String, (usize, usize, usize, Vec<f64>)> = Default::default();
+    let mut wrong = Vec::new();
+    for question in &set.questions {
+        let mode = Mode::parse(&question.mode).ok_or_else(|| anyhow::anyhow!("no mode {}", question.mode))?;
+        let entry = modes.entry(question.mode.clone()).or_default();
+        for round in 0..rounds.max(1) {
+            let request = ChatRequest {
+                query: question.question.clone(),
+                model: None,
+                session_id: None,
+                history: Vec::new(),
+                context: Some(ChatContext { project_id: Some(question.warehouse.clone()) }),
+            };
+            let started = Instant::now();
+            let answer =
+                tributary_core::chat::ask(&state, mode, request).await.map_err(|error| anyhow::anyhow!("{}", error.body().detail))?;
+            entry.3.push(ms(started.elapsed()));
+            if round == 0 {
+                let missing = question.missing(&answer.response);
+                if missing.is_empty() {
+                    entry.0 += 1;
+                } else {
+                    wrong.push(format!("[{}] {} — missing {}", question.mode, question.question, missing.join(", ")));
+                }
+            }
+        }
+        let terms = query_terms(&question.question);
+        let floor = state.stores.lineage.search_chunks(&question.warehouse, &terms, 8).await?;
+        let floor_text: Vec<String> = floor
+            .iter()
+            .map(|hit| format!("- {} {} {}", hit.chunk.statement_kind, hit.chunk.object.clone().unwrap_or_default(), hit.chunk.text))
+            .collect();
+        entry.1 += usize::from(question.missing(&floor_text.join("\n")).is_empty());
+        entry.2 += 1;
+    }
+    println!(
+        "## Chat: the question set ({} questions over {} warehouses, extractive provider, embedded store, in process)\n",
+        set.questions.len(),
+        set.warehouses.len()
+    );
+    println!("| Mode | Tributary right | Floor right (BM25's 8 statements) | p50 | p99 |\n| --- | --- | --- | --- | --- |");
+    let (mut right, mut floor, mut asked) = (0, 0, 0);
+    for (mode, (mode_right, mode_floor, mode_asked, latencies)) in &mut modes {
+        let (p50, p99) = (percentile(latencies, 0.5), percentile(latencies, 0.99));
+        println!(
+            "| {mode} | {mode_right} of {mode_asked} ({:.0} %) | {mode_floor} of {mode_asked} ({:.0} %) | {p50:.2} ms | {p99:.2} ms |",
+            100.0 * *mode_right as f64 / *mode_asked as f64,
+            100.0 * *mode_floor as f64 / *mode_asked as f64
+        );
+        (right, floor, asked) = (right + *mode_right, floor + *mode_floor, asked + *mode_asked);
+    }
+    println!("| all | {right} of {asked} | {floor} of {asked} | | |\n");
+    if !wrong.is_empty() {
+        println!("Answered wrong:\n");
+        for line in wrong {
+            println!("- {line}");
+        }
+        println!();
+    }
     Ok(())
 }

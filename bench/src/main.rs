@@ -98,6 +98,11 @@ enum Task {
         #[arg(long, default_value_t = 50)]
         rounds: usize,
     },
+    /// The chat question set (tests/fixtures/chat), graded, beside BM25's statements alone.
+    Questions {
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// WebSocket fan-out to N clients, one broadcast a second, beside FastAPI and Node.js `ws`.
     Fanout {
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
@@ -186,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
             ticks::print_every_tick(clients, seconds).await?
         }
         Task::Chat { rounds } => chat::print_chat(rounds).await?,
+        Task::Questions { rounds } => chat::print_questions(rounds).await?,
         Task::Fanout { clients, broadcasts, runs } => {
             fanout::raise_file_limit()?;
             fanout::print_fanout(&clients, broadcasts, runs).await?;
@@ -213,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             fanout::raise_file_limit()?;
             ticks::print_every_tick(10_000, 60).await?;
             chat::print_chat(50).await?;
+            chat::print_questions(5).await?;
             http::print_http(32, 10, 3).await?;
             let file_limit = fanout::raise_file_limit()?;
             fanout::print_fanout(&[1000, 10_000], 20, 3).await?;

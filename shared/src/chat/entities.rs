@@ -70,8 +70,12 @@ const MAX_COMPARED_WORDS: usize = 12;
 /// Most unknown names reported, each with its closest names.
 const MAX_UNMATCHED: usize = 4;
 
-/// Most words read for column phrases (each word starts up to three phrases).
-const MAX_PHRASE_WORDS: usize = 40;
+/// Most words read for column phrases (each word starts up to three phrases, each a key the store
+/// looks up).
+const MAX_PHRASE_WORDS: usize = 16;
+
+/// Most runs of words matched loosely against every object.
+const MAX_LOOSE_RUNS: usize = 6;
 
 /// Most columns taken for one name; the others it could mean are offered instead.
 pub const MAX_COLUMNS_PER_NAME: usize = 3;
@@ -259,8 +263,14 @@ pub fn find(question: &str, objects: &[(String, NodeKind)], columns: &ColumnHits
         by_id.insert(id, index);
         by_name.entry(last_part(id)).or_default().push(index);
     }
-    let mut matcher =
-        Matcher { words: &words, objects, found: Found::default(), taken: BTreeSet::new(), consumed: vec![false; words.len()] };
+    let mut matcher = Matcher {
+        words: &words,
+        objects,
+        found: Found::default(),
+        taken: BTreeSet::new(),
+        consumed: vec![false; words.len()],
+        loose_runs: 0,
+    };
     let spans = spans(&words);
 
     // Exact ids first.
@@ -336,6 +346,8 @@ struct Matcher<'a> {
     found: Found,
     taken: BTreeSet<String>,
     consumed: Vec<bool>,
+    /// Runs compared loosely so far.
+    loose_runs: usize,
 }
 
 impl<'a> Matcher<'a> {
@@ -393,12 +405,13 @@ impl<'a> Matcher<'a> {
         positions.for_each(|position| self.consumed[position] = true);
     }
 
-    /// Objects named by a run of free neighbouring content words (at least `at_least`, and a kind
-    /// word beside the run when only one): the object whose id holds the most of them (a plural's
-    /// `s` aside), of the kind said, with the shortest id; the others offered.
-    fn loose(&mut self, at_least: usize) {
+    /// Objects named by a run of free neighbouring content words (of two or more when `words` is 2;
+    /// of one, with a kind word in the singular beside it, when it is 1): the object whose id holds
+    /// the most of them (a plural's `s` aside), of the kind said, with the shortest id; the others
+    /// offered. At most [`MAX_LOOSE_RUNS`] runs of a question are compared with every object.
+    fn loose(&mut self, words: usize) {
         let mut start = 0;
-        while start < self.words.len() {
+        while start < self.words.len() && self.loose_runs < MAX_LOOSE_RUNS {
             let usable = |position: usize| {
                 let word = &self.words[position];
                 !self.consumed[position]
@@ -420,8 +433,10 @@ impl<'a> Matcher<'a> {
                 [Some(end), start.checked_sub(1)].into_iter().flatten().filter_map(|position| self.words.get(position)).any(|word| {
                     KIND_WORDS.iter().any(|(kind_word, _)| word.eq_ignore_ascii_case(kind_word)) && !word.to_lowercase().ends_with('s')
                 });
-            if end - start >= at_least && (end - start >= 2 || (!kinds.is_empty() && singular)) {
+            let matched = if words >= 2 { end - start >= 2 } else { end - start == 1 && !kinds.is_empty() && singular };
+            if matched {
                 self.loose_run(start..end, kinds);
+                self.loose_runs += 1;
             }
             start = end.max(start + 1);
         }
@@ -502,6 +517,11 @@ fn words(question: &str) -> Vec<String> {
 
 fn last_part(id: &str) -> &str {
     id.rsplit('.').next().unwrap_or(id)
+}
+
+/// Whether a word (lowercase) is one questions are made of rather than a name.
+pub fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.contains(&word)
 }
 
 /// A word that can be part of a name: not a stop word, not a number, not a lone letter.
@@ -675,6 +695,15 @@ mod tests {
         let long_words: Vec<String> = (0..15).map(|n| format!("made_up_{n}_{}", "x".repeat(250))).collect();
         let found = find(&long_words.join(" "), &objects, &ColumnHits::new());
         assert!(found.named.is_empty() && found.unmatched.is_empty(), "words longer than a name are not names: {found:?}");
+
+        // Runs of words, each compared with every object: a few, not every run of the question.
+        let names = ["red", "green", "blue", "amber", "violet", "indigo", "scarlet", "cyan", "olive", "teal"];
+        let marts: Vec<(String, NodeKind)> = names.iter().map(|name| (format!("mart.alpha_{name}_beta"), NodeKind::Table)).collect();
+        let runs: Vec<String> = names.iter().map(|name| format!("alpha {name} and")).collect();
+        let found = find(&runs.join(" "), &marts, &ColumnHits::new());
+        assert_eq!(found.named.iter().filter(|named| named.how == Match::Loose).count(), MAX_LOOSE_RUNS, "{found:?}");
+        let keys = column_keys(&"word ".repeat(1000));
+        assert!(keys.len() <= MAX_PHRASE_WORDS * 3, "{}", keys.len());
 
         let short_words: Vec<String> = (0..30).map(|n| format!("fact_{n}_shipments")).collect();
         let found = find(&short_words.join(" "), &objects, &ColumnHits::new());

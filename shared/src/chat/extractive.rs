@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use super::Mode;
-use super::entities::Match;
+use super::entities::{Match, is_stop_word};
 use super::evidence::{Entity, Evidence, Intent, Lineage, abridged, column_text, computed_at, defined_at, display_id, edge_at};
+use crate::lineage::search::{query_terms, tokenize};
 use crate::lineage::{Direction, GraphEdge, NodeKind};
 
 /// Most chains listed for one object and direction.
@@ -324,15 +325,46 @@ fn statements(text: &mut String, evidence: &Evidence) {
         return;
     }
     let _ = writeln!(text, "The statements that best match the question:");
+    // The question's words that can match a line: not the words questions are made of.
+    let terms: BTreeSet<String> = query_terms(&evidence.question).into_iter().filter(|term| !is_stop_word(term)).collect();
     for hit in &evidence.hits {
         let chunk = &hit.chunk;
-        let first_line = chunk.text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default().trim();
         let _ = write!(text, "- `{}` lines {}-{}: {}", chunk.filename, chunk.start_line, chunk.end_line, chunk.statement_kind);
         if let Some(object) = &chunk.object {
             let _ = write!(text, " `{object}`");
         }
-        let _ = writeln!(text, " — `{}`", abridged(first_line, 100));
+        let lines = matching_lines(&chunk.text, chunk.start_line, &terms);
+        if lines.is_empty() {
+            let first_line = chunk.text.lines().find(|line| !line.trim().is_empty()).unwrap_or_default().trim();
+            let _ = writeln!(text, " — `{}`", abridged(first_line, 100));
+        } else {
+            let shown: Vec<String> = lines.iter().map(|(number, line)| format!("line {number}: `{}`", abridged(line, 100))).collect();
+            let _ = writeln!(text, " — {}", shown.join(" · "));
+        }
     }
+}
+
+/// Most matching lines shown per statement.
+const MATCHING_LINES: usize = 2;
+
+/// The lines of a statement (starting at `first_line` of its file) holding the most of `terms`, in
+/// their order, with their line numbers.
+fn matching_lines<'a>(statement: &'a str, first_line: u32, terms: &BTreeSet<String>) -> Vec<(u32, &'a str)> {
+    if terms.is_empty() {
+        return Vec::new();
+    }
+    let mut scored: Vec<(usize, usize, &str)> = statement
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            (tokenize(line).iter().filter(|token| terms.contains(token.as_str())).collect::<BTreeSet<_>>().len(), index, line.trim())
+        })
+        .filter(|(held, _, _)| *held > 0)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.truncate(MATCHING_LINES);
+    scored.sort_by_key(|(_, index, _)| *index);
+    scored.into_iter().map(|(_, index, line)| (first_line + index as u32, line)).collect()
 }
 
 fn kind_name(kind: NodeKind) -> &'static str {
@@ -360,6 +392,18 @@ fn plural(kind: NodeKind, count: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lines_holding_most_of_the_words_are_shown_in_their_order() {
+        let statement =
+            "CREATE TABLE raw.customers (\n  customer_id bigint NOT NULL,\n  name text,\n  CONSTRAINT pk PRIMARY KEY (customer_id)\n)";
+        let terms: BTreeSet<String> = ["customer_id", "customer", "primary", "key"].map(String::from).into();
+        assert_eq!(
+            matching_lines(statement, 10, &terms),
+            [(11, "customer_id bigint NOT NULL,"), (13, "CONSTRAINT pk PRIMARY KEY (customer_id)")]
+        );
+        assert!(matching_lines(statement, 10, &BTreeSet::new()).is_empty());
+    }
 
     #[test]
     fn titles_are_the_question_shortened() {

@@ -64,15 +64,22 @@ impl QuestionSet {
 
 impl Question {
     /// The names of `must_name` the answer does not give (none: it is right). Names are compared
-    /// case-insensitively, without quotes and brackets and with spaces collapsed; with `within_hits`,
-    /// only the answer's first that many list items count.
+    /// case-insensitively, without quotes and brackets and with spaces collapsed. With `within_hits`,
+    /// a name counts only in one of the answer's first that many list items that is a definition
+    /// (says `CREATE`): a statement that merely mentions it is not where it is defined.
     pub fn missing(&self, answer: &str) -> Vec<String> {
-        let searched = match self.within_hits {
-            Some(hits) => answer.lines().filter(|line| line.trim_start().starts_with("- ")).take(hits).collect::<Vec<_>>().join("\n"),
-            None => answer.to_owned(),
+        let Some(hits) = self.within_hits else {
+            let searched = normalized(answer);
+            return self.must_name.iter().filter(|name| !searched.contains(&normalized(name))).cloned().collect();
         };
-        let searched = normalized(&searched);
-        self.must_name.iter().filter(|name| !searched.contains(&normalized(name))).cloned().collect()
+        let definitions: Vec<String> = answer
+            .lines()
+            .filter(|line| line.trim_start().starts_with("- "))
+            .take(hits)
+            .map(normalized)
+            .filter(|item| item.contains("create"))
+            .collect();
+        self.must_name.iter().filter(|name| !definitions.iter().any(|item| item.contains(&normalized(name)))).cloned().collect()
     }
 }
 
@@ -109,5 +116,6 @@ mod tests {
         };
         assert!(question.missing("Hits:\n- `a.sql` CREATE TABLE `sales.salesorderheader`\n- b").is_empty());
         assert_eq!(question.missing("Hits:\n- b\n- `a.sql` CREATE TABLE `sales.salesorderheader`").len(), 1);
+        assert_eq!(question.missing("Hits:\n- `a.sql` ALTER TABLE `sales.salesorderheader`").len(), 1, "a mention is not a definition");
     }
 }

@@ -178,11 +178,17 @@ const MAX_CANDIDATES: usize = 200;
 const MAX_PREFIX_WORDS: usize = 4;
 /// Names one prefix is completed to.
 const COMPLETIONS_PER_PREFIX: usize = 3;
+/// Words of a query looked for among the parts of objects' names.
+const MAX_PART_WORDS: usize = 12;
+/// Objects a query's words name loosely that are searched for by name.
+const LOOSE_OBJECTS: usize = 3;
 
 /// The statements best matching `query`, definitions first, with the terms searched. The store
 /// ranks by BM25; of its best few times `limit`, the statements that define an object the query
-/// names (`SalesOrderHeader` names `sales.salesorderheader`) come first, then other definitions
-/// (`CREATE …`), then the rest, each group in BM25 order. A word of the query written as an
+/// names (`SalesOrderHeader` names `sales.salesorderheader`, and `fact sales load` names
+/// `dw.usp_LoadFactSales`, whose name holds the most of its words, which is searched for by name
+/// too) come first, then those of objects whose names hold two or more of its words (the most
+/// first), definitions (`CREATE …`) before the other statements of each, each group in BM25 order. A word of the query written as an
 /// identifier that is the start of a column's name, and no whole name, searches for that name too.
 pub async fn ranked_search(state: &AppState, project: &str, query: &str, limit: usize) -> Result<(Vec<String>, Vec<SearchHit>), ApiError> {
     let mut terms = query_terms(query);
@@ -217,23 +223,53 @@ pub async fn ranked_search(state: &AppState, project: &str, query: &str, limit: 
             }
         }
     }
+    // Words that may be parts of a name written apart (`fact sales load` in `usp_LoadFactSales`):
+    // the objects whose names hold the most of them (two at least) are searched for by name too.
+    let parts: Vec<String> =
+        query.split(|c: char| !c.is_alphanumeric()).filter(|word| word.chars().count() >= 4).map(column_key).take(MAX_PART_WORDS).collect();
+    if parts.len() >= 2 {
+        let objects = store.object_index(project).await?;
+        let searched = parts.clone();
+        let loose = state
+            .cpu
+            .run("search", move || {
+                let mut best: Vec<(usize, String)> = Vec::new();
+                for (id, _) in &objects {
+                    let name = id.rsplit('.').next().unwrap_or(id);
+                    let held = searched.iter().filter(|part| column_key(name).contains(part.as_str())).count();
+                    if held >= 2 {
+                        best.push((held, name.to_owned()));
+                    }
+                }
+                let most = best.iter().map(|(held, _)| *held).max().unwrap_or(0);
+                best.retain(|(held, _)| *held == most);
+                best.into_iter().map(|(_, name)| name).take(LOOSE_OBJECTS).collect::<Vec<_>>()
+            })
+            .await?;
+        for name in loose {
+            named.push(column_key(&name));
+            let whole = crate::lineage::search::tokenize(&name).into_iter().next().unwrap_or_default();
+            if !whole.is_empty() && !terms.contains(&whole) {
+                terms.push(whole);
+            }
+        }
+    }
     let candidates = (limit * CANDIDATES_PER_HIT).min(MAX_CANDIDATES).max(limit);
     let mut hits = store.search_chunks(project, &terms, candidates).await?;
-    let group = |hit: &SearchHit| {
+    let rank = |hit: &SearchHit| {
         let defines = hit.chunk.statement_kind.starts_with("CREATE");
-        let names = hit.chunk.object.as_deref().is_some_and(|object| {
+        let names = hit.chunk.object.as_deref().map_or(0, |object| {
             let name = column_key(object.rsplit('.').next().unwrap_or(object));
-            named.contains(&name) || named.iter().any(|word| name.starts_with(word.as_str()) && word.chars().count() >= 5)
+            if named.contains(&name) || named.iter().any(|word| name.starts_with(word.as_str()) && word.chars().count() >= 5) {
+                return usize::MAX;
+            }
+            let held = parts.iter().filter(|part| name.contains(part.as_str())).count();
+            if held >= 2 { held } else { 0 }
         });
-        match (names, defines) {
-            (true, true) => 0,
-            (true, false) => 1,
-            (false, true) => 2,
-            (false, false) => 3,
-        }
+        (std::cmp::Reverse(names), !defines)
     };
     // A stable sort: BM25 order within each group.
-    hits.sort_by_key(|hit| group(hit));
+    hits.sort_by_key(|hit| rank(hit));
     hits.truncate(limit);
     Ok((terms, hits))
 }

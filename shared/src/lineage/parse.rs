@@ -76,6 +76,12 @@ pub fn parse_file(sql: &str, choice: DialectChoice, started: Instant) -> Result<
     })
 }
 
+/// A statement that sets up the session (`SET ANSI_NULLS ON`, `USE db`, `PRINT …`): it defines and
+/// reads nothing, and a comment before it is about what follows.
+fn is_setting(kind: &str) -> bool {
+    ["SET", "USE", "PRINT", "GO"].iter().any(|setting| kind.eq_ignore_ascii_case(setting))
+}
+
 fn parse_here(sql: &str, choice: DialectChoice, started: Instant) -> Result<ParsedFile, FileError> {
     let dialect = choice.resolve(sql);
     let (pieces, problems) = split::split(sql, dialect);
@@ -87,6 +93,8 @@ fn parse_here(sql: &str, choice: DialectChoice, started: Instant) -> Result<Pars
     let mut facts = Facts::default();
     let mut chunks = Vec::with_capacity(pieces.len());
     let mut reader = Reader::new(dialect, choice, started);
+    // Comments that lead a session setting, searched as the next statement's (see `is_setting`).
+    let mut carried = String::new();
 
     for piece in &pieces {
         if started.elapsed() > limits::FILE_TIME_BUDGET {
@@ -95,12 +103,27 @@ fn parse_here(sql: &str, choice: DialectChoice, started: Instant) -> Result<Pars
         let text = abridge(&piece.text, limits::CHUNK_TEXT_BYTES);
         let summary = reader.statement(&piece.text, piece.start_line, &Context::script(), &mut facts, &mut warnings)?;
         let summary = summary.unwrap_or_else(|| StatementSummary { kind: first_word(&piece.text), object: None });
+        // A statement is searched with the comments before it. SSMS writes
+        // `/****** Object: Table [dbo].[X] ******/` before the `SET ANSI_NULLS ON` that precedes
+        // `CREATE TABLE [dbo].[X]`: such a banner is the table's, not the setting's.
+        let terms = if summary.object.is_none() && is_setting(&summary.kind) {
+            if carried.len() + piece.leading_comments.len() <= split::MAX_LEADING_COMMENT_BYTES {
+                carried.push_str(&piece.leading_comments);
+            }
+            search::tokenize(&text)
+        } else if carried.is_empty() && piece.leading_comments.is_empty() {
+            search::tokenize(&text)
+        } else {
+            let terms = search::tokenize(&format!("{carried}{}{text}", piece.leading_comments));
+            carried.clear();
+            terms
+        };
         chunks.push(ChunkDraft {
             start_line: piece.start_line,
             end_line: piece.end_line,
             statement_kind: summary.kind,
             object: summary.object.filter(|object| !object.is_transient()),
-            terms: search::tokenize(&text),
+            terms,
             text,
         });
     }
@@ -413,6 +436,22 @@ mod tests {
                 assert_eq!(parsed.recovered, u32::from(read.recovered), "{link} ×{repeat} in {dialect}");
             }
         }
+    }
+
+    #[test]
+    fn a_comment_banner_before_a_session_setting_is_searched_with_the_next_statement() {
+        let sql = "/****** Object:  Table [Sales].[SalesOrderHeader]    Script Date: 3/14/2025 ******/\nSET ANSI_NULLS ON\nGO\n\
+                   SET QUOTED_IDENTIFIER ON\nGO\nCREATE TABLE [Sales].[SalesOrderHeader] ([SalesOrderID] int NOT NULL)\nGO\n\
+                   -- the order lines\nCREATE TABLE [Sales].[SalesOrderDetail] ([SalesOrderID] int NOT NULL)\nGO\n";
+        let parsed = parse_file(sql, DialectChoice::Fixed(Dialect::TSql), Instant::now()).unwrap();
+        let kinds: Vec<&str> = parsed.chunks.iter().map(|chunk| chunk.statement_kind.as_str()).collect();
+        assert_eq!(kinds, ["SET", "SET", "CREATE TABLE", "CREATE TABLE"]);
+        let has = |chunk: usize, term: &str| parsed.chunks[chunk].terms.iter().any(|found| found == term);
+        assert!(!has(0, "salesorderheader") && !has(0, "script"), "the setting keeps none of the banner's words");
+        assert!(has(0, "ansi_nulls"));
+        assert!(has(2, "script") && has(2, "salesorderheader"), "the banner is searched with its table");
+        assert!(!has(3, "script"), "and only there");
+        assert!(has(3, "lines"), "a statement's own leading comment stays with it");
     }
 
     #[test]

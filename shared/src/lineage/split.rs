@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 use super::dialect::Dialect;
 use super::tokens::{SourceMap, is_any_word, is_trivia, is_word, matching_close};
@@ -30,7 +30,13 @@ pub struct Piece {
     pub end_line: u32,
     /// Tokens in it that can chain expressions (see [`MAX_OPERATORS`]).
     pub operators: usize,
+    /// The comments between the statement before it and its first token (at most
+    /// [`MAX_LEADING_COMMENT_BYTES`]): what is written about it, searched with it.
+    pub leading_comments: String,
 }
+
+/// Bytes of the comments leading a statement kept for search.
+pub const MAX_LEADING_COMMENT_BYTES: usize = 4096;
 
 /// A part of the file that could not be tokenized (an unterminated string or comment).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +214,7 @@ fn cut_by_delimiter(text: &str, first_line: u32, delimiter: &str, dialect: Diale
                 start_line,
                 end_line: start_line + statement.matches('\n').count() as u32,
                 operators,
+                leading_comments: String::new(),
             });
         }
     };
@@ -235,7 +242,9 @@ fn count_operators_in(text: &str, dialect: Dialect) -> usize {
 /// Cuts one region's tokens into pieces.
 fn cut(text: &str, all_tokens: &[TokenWithSpan], first_line: u32, dialect: Dialect, pieces: &mut Vec<Piece>) {
     let map = SourceMap::new(text, 1);
-    let tokens: Vec<TokenWithSpan> = all_tokens.iter().filter(|token| !is_trivia(&token.token)).cloned().collect();
+    // Each significant token's index among all tokens, to find the comments before a statement.
+    let significant: Vec<usize> = (0..all_tokens.len()).filter(|&index| !is_trivia(&all_tokens[index].token)).collect();
+    let tokens: Vec<TokenWithSpan> = significant.iter().map(|&index| all_tokens[index].clone()).collect();
     let ranges = if dialect.has_go_batches() {
         if starts_routine(&tokens) { std::iter::once(0..tokens.len()).collect() } else { tsql_statements(&tokens) }
     } else {
@@ -247,12 +256,32 @@ fn cut(text: &str, all_tokens: &[TokenWithSpan], first_line: u32, dialect: Diale
         if slice.iter().all(|token| token.token == Token::SemiColon) {
             continue;
         }
+        let after_previous = range.start.checked_sub(1).map_or(0, |previous| significant[previous] + 1);
+        let leading_comments = comments_text(&all_tokens[after_previous..significant[range.start]]);
         let statement = map.text_of(&tokens, range);
         let start_line = first_line + (slice[0].span.start.line as u32).saturating_sub(1);
         let end_line = start_line + statement.matches('\n').count() as u32;
         let operators = slice.iter().filter(|token| is_operator(&token.token)).count();
-        pieces.push(Piece { text: statement.to_owned(), start_line, end_line, operators });
+        pieces.push(Piece { text: statement.to_owned(), start_line, end_line, operators, leading_comments });
     }
+}
+
+/// The text of the comments among `tokens`, one a line, at most [`MAX_LEADING_COMMENT_BYTES`].
+fn comments_text(tokens: &[TokenWithSpan]) -> String {
+    let mut text = String::new();
+    for token in tokens {
+        let comment = match &token.token {
+            Token::Whitespace(Whitespace::SingleLineComment { comment, .. }) => comment.trim(),
+            Token::Whitespace(Whitespace::MultiLineComment(comment)) => comment.trim(),
+            _ => continue,
+        };
+        if text.len() + comment.len() + 1 > MAX_LEADING_COMMENT_BYTES {
+            break;
+        }
+        text.push_str(comment);
+        text.push('\n');
+    }
+    text
 }
 
 /// Statements ended by `;` outside parentheses and `BEGIN … END` / `CASE … END` blocks. A routine

@@ -1213,16 +1213,31 @@ impl LineageStore for DynamoStore {
     async fn find_columns(&self, project: &str, keys: &[String], prefix: bool, limit: usize) -> Result<Vec<String>, StoreError> {
         let pk = graph_pk(project);
         let mut seen = std::collections::HashSet::new();
+        let keys: Vec<String> =
+            keys.iter().filter(|key| !key.is_empty() && !key.contains('#') && seen.insert(key.as_str())).cloned().collect();
+        // One query per key, several at once, in the keys' order.
+        let pages: Vec<(String, Vec<Item>)> = stream::iter(keys)
+            .map(|key: String| {
+                let pk = &pk;
+                async move {
+                    let indexed = indexed_key(&key);
+                    // An exact key ends at the `#` before the id (unless it was cut).
+                    let sk_prefix =
+                        if prefix || indexed.len() < key.len() { format!("COLUMN#{indexed}") } else { format!("COLUMN#{key}#") };
+                    let items = self.first_with_prefix(pk, &sk_prefix, limit).await?;
+                    Ok::<_, StoreError>((key, items))
+                }
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut ids = Vec::new();
-        for key in keys.iter().filter(|key| !key.is_empty() && !key.contains('#') && seen.insert(key.as_str())) {
-            let indexed = indexed_key(key);
-            // An exact key ends at the `#` before the id (unless it was cut).
-            let sk_prefix = if prefix || indexed.len() < key.len() { format!("COLUMN#{indexed}") } else { format!("COLUMN#{key}#") };
-            for item in self.first_with_prefix(&pk, &sk_prefix, limit).await? {
+        for (key, items) in pages {
+            for item in items {
                 let sk = text(&item, "sk")?;
                 let id = sk.strip_prefix("COLUMN#").and_then(|rest| rest.split_once('#')).ok_or_else(|| corrupt("column index key"))?.1;
                 let full = crate::lineage::column_part(id).map(crate::lineage::column_key).unwrap_or_default();
-                if (prefix && full.starts_with(key.as_str())) || full == *key {
+                if (prefix && full.starts_with(key.as_str())) || full == key {
                     ids.push(id.to_owned());
                 }
             }
