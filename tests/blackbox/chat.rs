@@ -13,6 +13,7 @@ on_every_host!(
     sessions_keep_turns_for_follow_ups_and_can_be_forgotten,
     a_streamed_answer_is_start_deltas_and_done_with_the_same_answer,
     bad_chat_requests_get_the_contract_error_shape,
+    columns_are_answered_with_their_expression_and_a_shared_name_asks_back,
 );
 
 /// The question set of `fixtures/chat` (three warehouses, PostgreSQL, T-SQL and Snowflake), asked
@@ -196,6 +197,41 @@ async fn overview_description_and_unknown_names_get_grounded_answers(kind: HostK
     let text = answer["response"].as_str().unwrap();
     assert!(text.starts_with("I found no object named `fact_shipments` in project `default`. The closest names are "), "{text}");
     assert!(answer["next_actions"].as_array().unwrap().iter().any(|action| action.as_str().unwrap().starts_with("Describe ")));
+}
+
+async fn columns_are_answered_with_their_expression_and_a_shared_name_asks_back(kind: HostKind) {
+    let host = warehouse(kind, NodeOptions::default()).await;
+
+    let (status, answer) = ask(&host, "graph", json!({"query": "How is total_sales calculated?"})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.starts_with("**`gold.daily_sales.total_sales`** is a column of `gold.daily_sales`"), "{text}");
+    assert!(text.contains("It is computed in 03_gold.sql line 23:\n\n```sql\ntotal_sales = sum(order_amount)\n```"), "{text}");
+    assert!(
+        text.contains("- `staging.orders.order_amount` (in 03_gold.sql line 23) ← `raw.orders.amount` (in 02_staging.sql line 2)"),
+        "{text}"
+    );
+    assert!(graph_ids(&answer).contains(&"raw.orders#amount".to_owned()), "{answer}");
+
+    // The name of a column in four tables: the answer is about some, and asks back about the others.
+    let (_, answer) = ask(&host, "graph", json!({"query": "where does customer_id come from"})).await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.contains("\"customer_id\" also names "), "{text}");
+    let asks_back: Vec<&str> = answer["next_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|action| action.as_str())
+        .filter(|action| action.starts_with("Where does ") && action.ends_with(".customer_id come from?"))
+        .collect();
+    assert!(!asks_back.is_empty(), "{answer}");
+
+    // Qualified by the object it is in, it is that object's column only.
+    let (_, answer) = ask(&host, "graph", json!({"query": "what uses order_amount in staging.orders"})).await;
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.contains("`staging.orders.order_amount` is used by:"), "{text}");
+    assert!(text.contains("`gold.daily_sales.total_sales`"), "{text}");
+    assert!(!text.contains("also names"), "{text}");
 }
 
 async fn semantic_and_text_modes_answer_from_what_they_may_use(kind: HostKind) {

@@ -303,8 +303,12 @@ pub fn find(question: &str, objects: &[(String, NodeKind)], columns: &ColumnHits
     let mut unqualified: Vec<&Span> = spans.iter().filter(|span| span.qualifier.is_none()).collect();
     unqualified.sort_by_key(|span| (std::cmp::Reverse(span.end - span.start), span.start));
     for span in &unqualified {
-        if span.end - span.start > 1 || is_identifier_like(&words[span.start]) {
-            matcher.columns(span, owned_if_named(&span.key), Match::Joined);
+        let ids = owned_if_named(&span.key);
+        // Plain words that name a column in a dozen tables (`order date`) are prose; written as an
+        // identifier (`customer_id`) it is a name however many tables hold it.
+        let identifier = span.end - span.start == 1 && is_identifier_like(&words[span.start]);
+        if identifier || (span.end - span.start > 1 && ids.len() <= MAX_COLUMNS_PER_NAME) {
+            matcher.columns(span, ids, Match::Joined);
         }
     }
     // Objects named loosely by two words or more.
@@ -317,10 +321,14 @@ pub fn find(question: &str, objects: &[(String, NodeKind)], columns: &ColumnHits
             }
         }
     }
-    // Objects named loosely by one word and a kind (`the revenue view`), then columns by one plain word.
+    // Objects named loosely by one word and a kind (`the revenue view`), then columns by one plain
+    // word, when it names a few: a word that names a column in a dozen tables (`revenue`) is prose.
     matcher.loose(1);
     for span in unqualified.iter().filter(|span| span.end - span.start == 1) {
-        matcher.columns(span, owned_if_named(&span.key), Match::Unqualified);
+        let ids = owned_if_named(&span.key);
+        if ids.len() <= MAX_COLUMNS_PER_NAME {
+            matcher.columns(span, ids, Match::Unqualified);
+        }
     }
     matcher.near_misses();
     let mut found = matcher.found;
@@ -659,6 +667,31 @@ mod tests {
         let found = column_find("where does total_amount come from");
         assert_eq!(found.named.len(), 1);
         assert_eq!(found.named[0].alternatives.len(), 1);
+    }
+
+    #[test]
+    fn a_plain_word_that_names_columns_everywhere_is_prose() {
+        let everywhere: Vec<String> = (0..12).map(|n| format!("gold.report_{n}#turnover")).collect();
+        let everywhere: Vec<&str> = everywhere.iter().map(String::as_str).collect();
+        let everywhere: Vec<&str> = everywhere
+            .iter()
+            .chain(&[
+                "gold.report_1#turnover_value",
+                "gold.report_2#turnover_value",
+                "gold.report_3#turnover_value",
+                "gold.report_4#turnover_value",
+            ])
+            .copied()
+            .collect();
+        for question in ["turnover by month", "the turnover value by month"] {
+            assert!(find(question, &index(), &hits(question, &everywhere)).named.is_empty(), "{question}");
+        }
+        // Written as an identifier, or qualified, it is a name.
+        let question = "where does gold.report_3.turnover come from";
+        assert_eq!(ids(&find(question, &index(), &hits(question, &everywhere))), ["gold.report_3#turnover"]);
+        let few = ["gold.revenue#turnover", "staging.orders#turnover"];
+        let question = "turnover by month";
+        assert_eq!(find(question, &index(), &hits(question, &few)).named.len(), 1);
     }
 
     #[test]

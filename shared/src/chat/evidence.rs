@@ -224,8 +224,8 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
     if mode == Mode::Text {
         return Ok(evidence);
     }
-    if matches!(mode, Mode::Semantic | Mode::Deep) {
-        evidence.hits = crate::knowledge::ranked_search(state, project, question, SEARCH_HITS).await?.1;
+    if mode == Mode::Semantic {
+        evidence.hits = crate::knowledge::ranked_search(state, project, question, SEARCH_HITS, None).await?.1;
     }
     if matches!(mode, Mode::Graph | Mode::Deep) {
         let objects = state.stores.lineage.object_index(project).await?;
@@ -272,6 +272,11 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
         }
         if evidence.entities.is_empty() {
             evidence.overview = Some(overview(state, &objects).await?);
+        }
+        if mode == Mode::Deep {
+            // The objects the question names are known now: search need not look for them again.
+            let named: Vec<String> = evidence.entities.iter().map(|entity| entity.node.id.clone()).collect();
+            evidence.hits = crate::knowledge::ranked_search(state, project, question, SEARCH_HITS, Some(&named)).await?.1;
         }
     } else {
         evidence.intent = Intent::of(question, false);

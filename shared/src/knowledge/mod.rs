@@ -161,7 +161,7 @@ pub struct SearchResults {
 
 /// The project's statements best matching `query`.
 pub async fn search(state: &AppState, project: &str, query: &str, limit: usize) -> Result<SearchResults, ApiError> {
-    let (terms, hits) = ranked_search(state, project, query, limit).await?;
+    let (terms, hits) = ranked_search(state, project, query, limit, None).await?;
     Ok(SearchResults {
         query: query.to_owned(),
         project_id: project.to_owned(),
@@ -190,7 +190,16 @@ const LOOSE_OBJECTS: usize = 3;
 /// too) come first, then those of objects whose names hold two or more of its words (the most
 /// first), definitions (`CREATE …`) before the other statements of each, each group in BM25 order. A word of the query written as an
 /// identifier that is the start of a column's name, and no whole name, searches for that name too.
-pub async fn ranked_search(state: &AppState, project: &str, query: &str, limit: usize) -> Result<(Vec<String>, Vec<SearchHit>), ApiError> {
+///
+/// `known_objects`: the ids of the objects the query is known to name (chat's deep mode has found
+/// them), which then stand in for looking its words up among every object's name.
+pub async fn ranked_search(
+    state: &AppState,
+    project: &str,
+    query: &str,
+    limit: usize,
+    known_objects: Option<&[String]>,
+) -> Result<(Vec<String>, Vec<SearchHit>), ApiError> {
     let mut terms = query_terms(query);
     if terms.is_empty() || limit == 0 {
         return Ok((terms, Vec::new()));
@@ -205,11 +214,18 @@ pub async fn ranked_search(state: &AppState, project: &str, query: &str, limit: 
         .take(MAX_PREFIX_WORDS)
         .collect();
     let store = &state.stores.lineage;
-    let whole = store.find_columns(project, &prefixes, false, 1).await?;
-    let unknown: Vec<String> =
-        prefixes.into_iter().filter(|prefix| !whole.iter().any(|id| column_part(id).map(column_key).as_deref() == Some(prefix))).collect();
     let mut named = words.clone();
-    for id in store.find_columns(project, &unknown, true, COMPLETIONS_PER_PREFIX).await? {
+    let completed = if prefixes.is_empty() {
+        Vec::new()
+    } else {
+        let whole = store.find_columns(project, &prefixes, false, 1).await?;
+        let unknown: Vec<String> = prefixes
+            .into_iter()
+            .filter(|prefix| !whole.iter().any(|id| column_part(id).map(column_key).as_deref() == Some(prefix)))
+            .collect();
+        store.find_columns(project, &unknown, true, COMPLETIONS_PER_PREFIX).await?
+    };
+    for id in completed {
         if let Some(part) = column_part(&id) {
             for term in query_terms(part) {
                 if !terms.contains(&term) {
@@ -227,31 +243,36 @@ pub async fn ranked_search(state: &AppState, project: &str, query: &str, limit: 
     // the objects whose names hold the most of them (two at least) are searched for by name too.
     let parts: Vec<String> =
         query.split(|c: char| !c.is_alphanumeric()).filter(|word| word.chars().count() >= 4).map(column_key).take(MAX_PART_WORDS).collect();
-    if parts.len() >= 2 {
-        let objects = store.object_index(project).await?;
-        let searched = parts.clone();
-        let loose = state
-            .cpu
-            .run("search", move || {
-                let mut best: Vec<(usize, String)> = Vec::new();
-                for (id, _) in &objects {
-                    let name = id.rsplit('.').next().unwrap_or(id);
-                    let held = searched.iter().filter(|part| column_key(name).contains(part.as_str())).count();
-                    if held >= 2 {
-                        best.push((held, name.to_owned()));
+    let loose = match known_objects {
+        Some(known) => known.iter().map(|id| id.rsplit('.').next().unwrap_or(id).to_owned()).collect(),
+        None if parts.len() >= 2 => {
+            let objects = store.object_index(project).await?;
+            let searched = parts.clone();
+            state
+                .cpu
+                .run("search", move || {
+                    let mut best: Vec<(usize, String)> = Vec::new();
+                    for (id, _) in &objects {
+                        let name = id.rsplit('.').next().unwrap_or(id);
+                        let key = column_key(name);
+                        let held = searched.iter().filter(|part| key.contains(part.as_str())).count();
+                        if held >= 2 {
+                            best.push((held, name.to_owned()));
+                        }
                     }
-                }
-                let most = best.iter().map(|(held, _)| *held).max().unwrap_or(0);
-                best.retain(|(held, _)| *held == most);
-                best.into_iter().map(|(_, name)| name).take(LOOSE_OBJECTS).collect::<Vec<_>>()
-            })
-            .await?;
-        for name in loose {
-            named.push(column_key(&name));
-            let whole = crate::lineage::search::tokenize(&name).into_iter().next().unwrap_or_default();
-            if !whole.is_empty() && !terms.contains(&whole) {
-                terms.push(whole);
-            }
+                    let most = best.iter().map(|(held, _)| *held).max().unwrap_or(0);
+                    best.retain(|(held, _)| *held == most);
+                    best.into_iter().map(|(_, name)| name).take(LOOSE_OBJECTS).collect::<Vec<_>>()
+                })
+                .await?
+        }
+        None => Vec::new(),
+    };
+    for name in loose {
+        named.push(column_key(&name));
+        let whole = crate::lineage::search::tokenize(&name).into_iter().next().unwrap_or_default();
+        if !whole.is_empty() && !terms.contains(&whole) {
+            terms.push(whole);
         }
     }
     let candidates = (limit * CANDIDATES_PER_HIT).min(MAX_CANDIDATES).max(limit);

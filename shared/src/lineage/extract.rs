@@ -990,6 +990,8 @@ impl<'a> Extractor<'a> {
                         for source in expression_sources(expression, &own_columns, &CteScope::default()) {
                             self.link(EdgeKind::Derives, target.clone(), source);
                         }
+                        // `[AccountNumber] AS (isnull('AW' + dbo.ufnLeadingZeros(CustomerID), ''))`.
+                        self.calls_in(expression, Ref::Object(name.clone()));
                         self.expression(name, &column.name.value, expression);
                     }
                     _ => {}

@@ -95,8 +95,11 @@ fn parse_here(sql: &str, choice: DialectChoice, started: Instant) -> Result<Pars
     let mut reader = Reader::new(dialect, choice, started);
     // Comments that lead a session setting, searched as the next statement's (see `is_setting`).
     let mut carried = String::new();
+    // How many renames came before each statement.
+    let mut renames_before = Vec::with_capacity(pieces.len());
 
     for piece in &pieces {
+        renames_before.push(facts.renames.len());
         if started.elapsed() > limits::FILE_TIME_BUDGET {
             return Err(FileError::TooSlow { seconds: limits::FILE_TIME_BUDGET.as_secs() });
         }
@@ -126,6 +129,16 @@ fn parse_here(sql: &str, choice: DialectChoice, started: Instant) -> Result<Pars
             terms,
             text,
         });
+    }
+    // A statement's object under the name it ends up with: dbt builds `x__dbt_tmp` and renames it to
+    // `x`, so the `create table x__dbt_tmp` is found as `x`'s definition.
+    for (index, rename) in facts.renames.iter().enumerate() {
+        let Some(to) = &rename.to else { continue };
+        for (chunk, _) in chunks.iter_mut().zip(&renames_before).filter(|(_, before)| **before <= index) {
+            if chunk.object.as_ref().is_some_and(|object| object.key == rename.from.key) {
+                chunk.object = Some(to.clone());
+            }
+        }
     }
     facts.finish();
     warnings.sort_by_key(|warning| warning.line);
@@ -452,6 +465,16 @@ mod tests {
         assert!(has(2, "script") && has(2, "salesorderheader"), "the banner is searched with its table");
         assert!(!has(3, "script"), "and only there");
         assert!(has(3, "lines"), "a statement's own leading comment stays with it");
+    }
+
+    #[test]
+    fn a_statement_s_object_is_named_as_it_ends_up() {
+        let sql = "create table staging.order_lines__dbt_tmp as (select 1 as a from raw.orders);\n\
+                   alter table staging.order_lines__dbt_tmp rename to order_lines;\n\
+                   create table staging.order_lines__dbt_tmp as (select 2 as b from raw.items);\n";
+        let parsed = parse_file(sql, DialectChoice::Fixed(Dialect::PostgreSql), Instant::now()).unwrap();
+        let objects: Vec<Option<&str>> = parsed.chunks.iter().map(|chunk| chunk.object.as_ref().map(|name| name.key.as_str())).collect();
+        assert_eq!(objects, [Some("staging.order_lines"), Some("staging.order_lines"), Some("staging.order_lines__dbt_tmp")]);
     }
 
     #[test]

@@ -746,6 +746,10 @@ impl Reader<'_> {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
+            // `AS (isnull('AW' + dbo.ufnLeadingZeros(CustomerID), ''))`: the table calls the function.
+            for callee in qualified_calls(&self.tokens[range.clone()]) {
+                extractor.call_by(Ref::Object(table.clone()), Name::from_parts(&callee), true);
+            }
             let text = self.map.text_of(self.tokens, range).to_owned();
             computed.push((column, used, text));
         }
@@ -1575,4 +1579,29 @@ fn is_dynamic_sql(parts: &[String]) -> bool {
 /// A recovered statement's text for a warning, bounded.
 pub fn excerpt(text: &str) -> String {
     abridge(text.lines().next().unwrap_or_default(), 80)
+}
+
+/// The schema-qualified names called in `tokens` (`dbo.f(…)`, `[dbo].[f](…)`): a name of two parts or
+/// more followed by `(`. Unqualified ones are left alone: they are mostly built-ins (`isnull`).
+fn qualified_calls(tokens: &[TokenWithSpan]) -> Vec<Vec<String>> {
+    let mut calls = Vec::new();
+    let mut at = 0;
+    while at < tokens.len() {
+        let Some(first) = word_value(&tokens[at].token) else {
+            at += 1;
+            continue;
+        };
+        let mut parts = vec![first.to_owned()];
+        let mut next = at + 1;
+        while next + 1 < tokens.len() && tokens[next].token == Token::Period {
+            let Some(part) = word_value(&tokens[next + 1].token) else { break };
+            parts.push(part.to_owned());
+            next += 2;
+        }
+        if parts.len() >= 2 && tokens.get(next).is_some_and(|token| token.token == Token::LParen) {
+            calls.push(parts);
+        }
+        at = next;
+    }
+    calls
 }

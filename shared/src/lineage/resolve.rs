@@ -388,9 +388,12 @@ impl Builder<'_> {
 
     fn edge(&mut self, kind: EdgeKind, source: &str, target: &str, line: u32, via: Option<String>, recovered: bool) {
         // A table or column filled from itself (`INSERT INTO t SELECT … FROM t`, `SET n = n + 1`) and
-        // a key to its own table are facts; other self-links are not.
+        // a key to its own table are facts; other self-links are not. Nor is a routine reading
+        // itself: a work table it fills and reads back (`SELECT … INTO #o`, then `FROM #o`) stands for
+        // what filled it, the routine among them.
         let is_object = !source.contains('#');
-        if source == target && !(kind == EdgeKind::ReadsFrom || (kind == EdgeKind::References && is_object)) {
+        let is_routine = self.nodes.get(source).is_some_and(|node| node.kind == NodeKind::FunctionOrProcedure);
+        if source == target && (is_routine || !(kind == EdgeKind::ReadsFrom || (kind == EdgeKind::References && is_object))) {
             return;
         }
         let mut edge = GraphEdge::new(kind, source, target);

@@ -206,6 +206,26 @@ fn tsql_procedures_views_and_go_batches() {
 }
 
 #[test]
+fn a_procedure_that_fills_a_work_table_and_reads_it_back_is_not_its_own_source() {
+    let sql =
+        "CREATE PROCEDURE dw.p AS\nBEGIN\n  SELECT h.x INTO #o FROM src.h h;\n  INSERT INTO dw.f (x) SELECT o.x FROM #o o;\nEND\nGO\n";
+    let graph = Graph::ingest(&[("p.sql", sql)], DialectChoice::Fixed(Dialect::TSql));
+    assert!(!graph.has_edge("dw.p", EdgeKind::ReadsFrom, "dw.p"), "{:?}", graph.edges.keys().collect::<Vec<_>>());
+    assert_eq!(graph.lineage("dw.p", Direction::Upstream), set(&["src.h"]));
+    assert!(graph.has_edge("dw.f", EdgeKind::ReadsFrom, "src.h"));
+    assert!(graph.has_edge("dw.f#x", EdgeKind::ReadsFrom, "src.h#x"));
+}
+
+#[test]
+fn a_computed_column_that_calls_a_function_makes_its_table_call_it() {
+    let sql = "CREATE FUNCTION dbo.ufnLeadingZeros (@v int) RETURNS varchar(8) AS BEGIN RETURN RIGHT('0000000' + CAST(@v AS varchar(8)), 8) END\nGO\n\
+               CREATE TABLE Sales.Customer (CustomerID int NOT NULL, AccountNumber AS (isnull('AW' + dbo.ufnLeadingZeros(CustomerID), '')))\nGO\n";
+    let graph = Graph::ingest(&[("c.sql", sql)], DialectChoice::Fixed(Dialect::TSql));
+    assert!(graph.has_edge("sales.customer", EdgeKind::Calls, "dbo.ufnleadingzeros"), "{:?}", graph.edges.keys().collect::<Vec<_>>());
+    assert!(graph.has_edge("sales.customer#accountnumber", EdgeKind::Derives, "sales.customer#customerid"));
+}
+
+#[test]
 fn names_resolve_across_files_and_schemas() {
     let graph = Graph::ingest(
         &[
