@@ -3,6 +3,7 @@
 //! the search chunks. Bounded in size, nesting and time, and run on a thread whose stack holds the
 //! deepest tree the bounds allow.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use sqlparser::parser::{Parser, ParserError, ParserOptions};
@@ -82,6 +83,55 @@ fn is_setting(kind: &str) -> bool {
     ["SET", "USE", "PRINT", "GO"].iter().any(|setting| kind.eq_ignore_ascii_case(setting))
 }
 
+/// Names each statement's object as it ends up: dbt builds `x__dbt_tmp` and renames it to `x`, so
+/// the `create table x__dbt_tmp` is found as `x`'s definition. `renames_before[i]` is how many of
+/// `renames` came before statement `i`; a rename applies to the statements up to it. The objects
+/// are grouped under one name at a time (a rename moves a group, merging it into the new name's), so
+/// the work is linear in statements and renames whatever the script.
+fn rename_chunk_objects(chunks: &mut [ChunkDraft], renames_before: &[usize], renames: &[extract::RenameFact]) {
+    fn root(parent: &mut [usize], mut group: usize) -> usize {
+        while parent[group] != group {
+            parent[group] = parent[parent[group]];
+            group = parent[group];
+        }
+        group
+    }
+    let (mut names, mut parent): (Vec<Name>, Vec<usize>) = (Vec::new(), Vec::new());
+    let mut group_of_name: HashMap<String, usize> = HashMap::new();
+    let mut group_of_chunk: Vec<Option<usize>> = vec![None; chunks.len()];
+    let mut next = 0;
+    for (index, rename) in renames.iter().enumerate() {
+        while next < chunks.len() && renames_before[next] <= index {
+            if let Some(object) = &chunks[next].object {
+                let group = *group_of_name.entry(object.key.clone()).or_insert_with(|| {
+                    names.push(object.clone());
+                    parent.push(parent.len());
+                    parent.len() - 1
+                });
+                group_of_chunk[next] = Some(group);
+            }
+            next += 1;
+        }
+        let (Some(to), Some(from)) = (&rename.to, group_of_name.remove(&rename.from.key)) else { continue };
+        let from = root(&mut parent, from);
+        match group_of_name.get(&to.key) {
+            Some(&into) => {
+                let into = root(&mut parent, into);
+                parent[from] = into;
+            }
+            None => {
+                names[from] = to.clone();
+                group_of_name.insert(to.key.clone(), from);
+            }
+        }
+    }
+    for (chunk, group) in chunks.iter_mut().zip(group_of_chunk) {
+        if let Some(group) = group {
+            chunk.object = Some(names[root(&mut parent, group)].clone());
+        }
+    }
+}
+
 fn parse_here(sql: &str, choice: DialectChoice, started: Instant) -> Result<ParsedFile, FileError> {
     let dialect = choice.resolve(sql);
     let (pieces, problems) = split::split(sql, dialect);
@@ -130,16 +180,7 @@ fn parse_here(sql: &str, choice: DialectChoice, started: Instant) -> Result<Pars
             text,
         });
     }
-    // A statement's object under the name it ends up with: dbt builds `x__dbt_tmp` and renames it to
-    // `x`, so the `create table x__dbt_tmp` is found as `x`'s definition.
-    for (index, rename) in facts.renames.iter().enumerate() {
-        let Some(to) = &rename.to else { continue };
-        for (chunk, _) in chunks.iter_mut().zip(&renames_before).filter(|(_, before)| **before <= index) {
-            if chunk.object.as_ref().is_some_and(|object| object.key == rename.from.key) {
-                chunk.object = Some(to.clone());
-            }
-        }
-    }
+    rename_chunk_objects(&mut chunks, &renames_before, &facts.renames);
     facts.finish();
     warnings.sort_by_key(|warning| warning.line);
     // Bounded: a message quotes the token it stopped at (a string literal may be a megabyte).
@@ -475,6 +516,13 @@ mod tests {
         let parsed = parse_file(sql, DialectChoice::Fixed(Dialect::PostgreSql), Instant::now()).unwrap();
         let objects: Vec<Option<&str>> = parsed.chunks.iter().map(|chunk| chunk.object.as_ref().map(|name| name.key.as_str())).collect();
         assert_eq!(objects, [Some("staging.order_lines"), Some("staging.order_lines"), Some("staging.order_lines__dbt_tmp")]);
+
+        // Renamed again, and into a name another object had: each ends up under the last name.
+        let sql = "create table s.a as select 1 as x from r.t;\ncreate table s.b as select 2 as y from r.u;\n\
+                   alter table s.a rename to c;\nalter table s.c rename to b;\ncreate table s.a as select 3 as z from r.v;\n";
+        let parsed = parse_file(sql, DialectChoice::Fixed(Dialect::PostgreSql), Instant::now()).unwrap();
+        let objects: Vec<Option<&str>> = parsed.chunks.iter().map(|chunk| chunk.object.as_ref().map(|name| name.key.as_str())).collect();
+        assert_eq!(objects, [Some("s.b"), Some("s.b"), Some("s.b"), Some("s.b"), Some("s.a")]);
     }
 
     #[test]
