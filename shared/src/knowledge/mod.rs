@@ -184,12 +184,13 @@ const MAX_PART_WORDS: usize = 12;
 const LOOSE_OBJECTS: usize = 3;
 
 /// The statements best matching `query`, definitions first, with the terms searched. The store
-/// ranks by BM25; of its best few times `limit`, the statements that define an object the query
-/// names (`SalesOrderHeader` names `sales.salesorderheader`, and `fact sales load` names
-/// `dw.usp_LoadFactSales`, whose name holds the most of its words, which is searched for by name
-/// too) come first, then those of objects whose names hold two or more of its words (the most
-/// first), definitions (`CREATE …`) before the other statements of each, each group in BM25 order. A word of the query written as an
-/// identifier that is the start of a column's name, and no whole name, searches for that name too.
+/// ranks by BM25; of its best few times `limit`, first come the statements of the objects the query
+/// names (`SalesOrderHeader` names `sales.salesorderheader`; `fact sales load` names
+/// `dw.usp_LoadFactSales`, whose name holds the most of its words and which is searched for by name
+/// too), then those of objects whose names hold two or more of its words (the most first); within
+/// each, definitions (`CREATE …`) before the other statements, each group in BM25 order. A word of
+/// the query written as an identifier that is the start of a column's name, and no whole name,
+/// searches for that name too.
 ///
 /// `known_objects`: the ids of the objects the query is known to name (chat's deep mode has found
 /// them), which then stand in for looking its words up among every object's name.
