@@ -158,7 +158,9 @@ describe("the dashboard", () => {
     // The feed starts from the stored activity. The store is fresh and the recorder writes in the
     // background, so this visit's own requests may not be there yet: come back until they are.
     for (let visit = 1; ; visit += 1) {
-      await page.locator("#activity-feed[data-loaded]").waitFor();
+      // "attached", not the default "visible": an empty list has no height, and empty is the case
+      // this loop is here for.
+      await page.locator("#activity-feed[data-loaded]").waitFor({ state: "attached" });
       if ((await page.locator("#activity-feed li:not(.failed)").count()) > 0) break;
       assert.ok(visit < 20, "the feed never showed the stored activity");
       await page.waitForTimeout(500);
