@@ -232,6 +232,10 @@ async fn columns_are_answered_with_their_expression_and_a_shared_name_asks_back(
     assert!(text.contains("`staging.orders.order_amount` is used by:"), "{text}");
     assert!(text.contains("`gold.daily_sales.total_sales`"), "{text}");
     assert!(!text.contains("also names"), "{text}");
+    // The column and the object holding it both suggest describing the object: once.
+    let actions: Vec<&str> = answer["next_actions"].as_array().unwrap().iter().filter_map(|action| action.as_str()).collect();
+    assert!(actions.contains(&"Describe staging.orders"), "{answer}");
+    assert_eq!(actions.iter().collect::<std::collections::BTreeSet<_>>().len(), actions.len(), "{answer}");
 }
 
 async fn semantic_and_text_modes_answer_from_what_they_may_use(kind: HostKind) {

@@ -1,8 +1,9 @@
 //! Finding what a question names: objects by id, by name without its schema, across case, quotes
 //! and brackets, by loose words ("the customer ltv view") and by near misses (`costumers` finds
-//! `customers`); columns by bare or qualified name, or by a phrase ("customer tier"). Pure: it
+//! `customers`); columns by bare or qualified name, or by a phrase ("customer tier", or "tax
+//! amount" for `TaxAmt`). Pure: it
 //! matches against the project's object index and the columns the store found for the question's
-//! phrases ([`column_phrases`]), and never touches a store.
+//! phrases ([`column_keys`], [`shortened_runs`]), and never touches a store.
 //!
 //! Precedence, strongest first: an exact id or a qualified column; an object's name (words joined
 //! with `_`, or one word); a column named by several words or by one written as an identifier;
@@ -76,6 +77,9 @@ const MAX_PHRASE_WORDS: usize = 16;
 
 /// Most runs of words matched loosely against every object.
 const MAX_LOOSE_RUNS: usize = 6;
+
+/// Most runs of words read as shortened column names (each a range of keys the store looks up).
+const MAX_SHORTENED_RUNS: usize = 6;
 
 /// Most columns taken for one name; the others it could mean are offered instead.
 pub const MAX_COLUMNS_PER_NAME: usize = 3;
@@ -250,6 +254,94 @@ pub fn column_keys(question: &str) -> Vec<String> {
     spans(&words(question)).into_iter().map(|span| span.key).filter(|key| !key.is_empty() && seen.insert(key.clone())).collect()
 }
 
+/// A run of two or three words of a question that may name a column by the words shortened, as
+/// schemas often are: `tax amount` for `TaxAmt`, `order quantity` for `OrderQty`, `product
+/// description` for `ProductDesc`. The first word is taken whole, so the store can find the
+/// candidates as a range of keys ([`ShortenedRun::prefix`]); [`ShortenedRun::names`] keeps those
+/// whose name's parts shorten the words in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortenedRun {
+    /// The run's key ([`column_keys`]), under which the columns it names are filed for [`find`].
+    pub key: String,
+    /// The start of every such column's key: the first word and the second's first letter.
+    pub prefix: String,
+    words: Vec<String>,
+}
+
+impl ShortenedRun {
+    /// Whether the column named `name` is this run's words, each whole or shortened, in order. Ids
+    /// are lowercase, so the name is read as its key, cut wherever the words allow
+    /// (`taxamt`: `tax`, `amt`).
+    pub fn names(&self, name: &str) -> bool {
+        let key: Vec<char> = column_key(name).chars().take(similar::MAX_COMPARED_CHARS + 1).collect();
+        if key.is_empty() || key.len() > similar::MAX_COMPARED_CHARS {
+            return false;
+        }
+        // reached[end]: the key's first `end` letters are the words so far.
+        let mut reached = vec![false; key.len() + 1];
+        reached[0] = true;
+        for word in &self.words {
+            let mut next = vec![false; key.len() + 1];
+            for start in (0..key.len()).filter(|&start| reached[start]) {
+                for end in start + 1..=key.len() {
+                    let part: String = key[start..end].iter().collect();
+                    next[end] |= shortens(&part, word);
+                }
+            }
+            reached = next;
+        }
+        reached[key.len()]
+    }
+}
+
+/// The runs of plain words of `question` that may name a column shortened, skipping those whose
+/// key `found` says already named one; at most [`MAX_SHORTENED_RUNS`].
+pub fn shortened_runs(question: &str, found: impl Fn(&str) -> bool) -> Vec<ShortenedRun> {
+    let words = words(question);
+    let mut seen = BTreeSet::new();
+    spans(&words)
+        .into_iter()
+        .filter(|span| span.qualifier.is_none() && span.end - span.start >= 2)
+        .filter(|span| words[span.start..span.end].iter().all(|word| word.chars().all(|c| c.is_alphabetic())))
+        .filter(|span| !found(&span.key) && seen.insert(span.key.clone()))
+        .map(|span| {
+            let words: Vec<String> = words[span.start..span.end].iter().map(|word| word.to_lowercase()).collect();
+            let prefix = format!("{}{}", words[0], words[1].chars().next().unwrap_or_default());
+            ShortenedRun { key: span.key, prefix, words }
+        })
+        .take(MAX_SHORTENED_RUNS)
+        .collect()
+}
+
+/// Files each of `candidates` (columns whose keys start with a run's prefix) under the key of every
+/// run it names shortened.
+pub fn add_shortened(hits: &mut ColumnHits, runs: &[ShortenedRun], candidates: Vec<String>) {
+    for id in candidates {
+        let Some(part) = column_part(&id) else { continue };
+        let key = column_key(part);
+        for run in runs.iter().filter(|run| key.starts_with(&run.prefix) && run.names(part)) {
+            let ids = hits.entry(run.key.clone()).or_default();
+            if !ids.contains(&id) {
+                ids.push(id.clone());
+            }
+        }
+    }
+}
+
+/// Whether `part` (of a name) is `word`, or a shortening of it: two letters or more, the same first
+/// letter, the rest in the word's order (`amt` of `amount`, `qty` of `quantity`, `desc` of
+/// `description`).
+fn shortens(part: &str, word: &str) -> bool {
+    if part == word {
+        return true;
+    }
+    let mut letters = word.chars();
+    part.chars().count() >= 2
+        && part.len() < word.len()
+        && part.chars().next() == word.chars().next()
+        && part.chars().all(|wanted| letters.any(|letter| letter == wanted))
+}
+
 /// What `question` names among `objects` (`(id, kind)`, the project's object index) and the
 /// columns found for its phrases (`columns`, by key), best matches first, and the name-like words
 /// that matched nothing. A column name is one [`Named`]: its `id` and `alternatives` together are
@@ -308,7 +400,8 @@ pub fn find(question: &str, objects: &[(String, NodeKind)], columns: &ColumnHits
         // identifier (`customer_id`) it is a name however many tables hold it.
         let identifier = span.end - span.start == 1 && is_identifier_like(&words[span.start]);
         if identifier || (span.end - span.start > 1 && ids.len() <= MAX_COLUMNS_PER_NAME) {
-            matcher.columns(span, ids, Match::Joined);
+            let how = phrase_match(span, &ids);
+            matcher.columns(span, ids, how);
         }
     }
     // Objects named loosely by two words or more.
@@ -319,6 +412,22 @@ pub fn find(question: &str, objects: &[(String, NodeKind)], columns: &ColumnHits
             for &index in indexes {
                 matcher.object(index, position..position + 1, Match::Unqualified, Vec::new());
             }
+        }
+    }
+    // A phrase that names a column in too many tables to take may name one of an object named
+    // since (`the tax amount on fact sales rows`, `tax amount in FactSales`).
+    let named_since: BTreeSet<String> = matcher
+        .found
+        .named
+        .iter()
+        .filter(|named| named.kind != NodeKind::Column && !named_objects.contains(&named.id))
+        .map(|named| named.id.clone())
+        .collect();
+    for span in unqualified.iter().filter(|span| span.end - span.start > 1 && !named_since.is_empty()) {
+        let owned = columns_where(columns, &span.key, |object| named_since.contains(object));
+        if owned.len() <= MAX_COLUMNS_PER_NAME {
+            let how = phrase_match(span, &owned);
+            matcher.columns(span, owned, how);
         }
     }
     // Objects named loosely by one word and a kind (`the revenue view`), then columns by one plain
@@ -335,6 +444,13 @@ pub fn find(question: &str, objects: &[(String, NodeKind)], columns: &ColumnHits
     found.named.sort_by(|a, b| a.how.cmp(&b.how).then_with(|| a.id.cmp(&b.id)));
     found.named.truncate(MAX_NAMED);
     found
+}
+
+/// How a run of words met the columns `ids`: joined, or, where it met a shortened name (`tax amount`,
+/// `TaxAmt`), loosely: a guess, which the answer says.
+fn phrase_match(span: &Span, ids: &[String]) -> Match {
+    let whole = ids.iter().all(|id| column_part(id).map(column_key).as_deref() == Some(span.key.as_str()));
+    if whole { Match::Joined } else { Match::Loose }
 }
 
 /// The columns of `key` whose object passes `wanted`.
@@ -567,6 +683,9 @@ mod tests {
             ("gold.revenue", NodeKind::View),
             ("staging.customer_transactions", NodeKind::Table),
             ("gold.dim_customer", NodeKind::Table),
+            ("dw.factsales", NodeKind::Table),
+            ("sales.salesorderheader", NodeKind::Table),
+            ("sales.salesorderdetail", NodeKind::Table),
         ]
         .into_iter()
         .map(|(id, kind)| (id.to_owned(), kind))
@@ -623,6 +742,14 @@ mod tests {
                 hits.insert(key, found);
             }
         }
+        // The second lookup: the runs that named nothing, by their prefixes.
+        let runs = shortened_runs(question, |key| hits.contains_key(key));
+        let candidates = columns
+            .iter()
+            .filter(|id| runs.iter().any(|run| column_part(id).map(column_key).is_some_and(|key| key.starts_with(&run.prefix))))
+            .map(|id| (*id).to_owned())
+            .collect();
+        add_shortened(&mut hits, &runs, candidates);
         hits
     }
 
@@ -634,6 +761,13 @@ mod tests {
         "gold.dim_customer#total_amount",
         "raw.orders#orders",
         "gold.revenue#revenue",
+        "dw.factsales#taxamt",
+        "dw.factsales#taxrate",
+        "sales.salesorderheader#taxamt",
+        "purchasing.purchaseorderheader#taxamt",
+        "dw.factinternetsales#taxamt",
+        "sales.salesorderdetail#orderqty",
+        "sales.salesorderdetail#orderdate",
     ];
 
     fn column_find(question: &str) -> Found {
@@ -656,6 +790,40 @@ mod tests {
         assert_eq!(ids(&found), ["gold.dim_customer#lifetime_value"]);
         assert_eq!(found.named[0].written, "lifetime value");
         assert_eq!(ids(&column_find("how is the customer tier derived")).len(), 1);
+    }
+
+    #[test]
+    fn a_name_is_read_as_the_words_each_whole_or_shortened_to_its_first_letter_and_some_after() {
+        let run = |question: &str| shortened_runs(question, |_| false).into_iter().max_by_key(|run| run.words.len()).expect("a run");
+        assert!(run("tax amount").names("TaxAmt") && run("tax amount").names("taxamt") && run("tax amount").names("tax_amount"));
+        assert!(run("order quantity").names("OrderQty"));
+        assert!(run("sales order number").names("SalesOrderNum"));
+        assert!(!run("tax amount").names("TaxRate") && !run("tax amount").names("TaxAmtUsd") && !run("tax amount").names("Tax"));
+        assert!(shortens("amt", "amount") && shortens("qty", "quantity") && shortens("desc", "description"));
+        assert!(shortens("tax", "tax"));
+        assert!(!shortens("a", "amount"), "one letter is too little to go on");
+        assert!(!shortens("mat", "amount"), "the first letter is kept");
+        assert!(!shortens("amtx", "amount"), "every letter is the word's, in order");
+        assert!(!shortens("amounts", "amount"));
+    }
+
+    #[test]
+    fn words_name_a_column_shortened_and_the_answer_is_a_guess() {
+        let found = column_find("Where does the tax amount on dw.factsales come from?");
+        assert_eq!(ids(&found), ["dw.factsales", "dw.factsales#taxamt"], "{found:?}");
+        let column = &found.named[1];
+        assert_eq!((column.how, column.written.as_str()), (Match::Loose, "tax amount"));
+        // Four tables have one: named alone, the words are prose, but beside an object named later
+        // (by its name, or loosely) they are that object's column.
+        assert!(column_find("how is tax amount calculated").named.is_empty());
+        assert_eq!(ids(&column_find("how is the tax amount in FactSales computed")), ["dw.factsales", "dw.factsales#taxamt"]);
+        let found = column_find("where does the tax amount on fact sales rows come from");
+        assert_eq!(ids(&found), ["dw.factsales", "dw.factsales#taxamt"], "{found:?}");
+        assert_eq!(ids(&column_find("order quantity per line")), ["sales.salesorderdetail#orderqty"]);
+        // A name written whole is not looked for shortened.
+        assert!(shortened_runs("where does lifetime value come from", |key| key == "lifetimevalue").is_empty());
+        let runs = shortened_runs("the order quantity", |_| false);
+        assert_eq!(runs.iter().map(|run| run.prefix.as_str()).collect::<Vec<_>>(), ["orderq"]);
     }
 
     #[test]

@@ -228,14 +228,16 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
         evidence.hits = crate::knowledge::ranked_search(state, project, question, SEARCH_HITS, None).await?.1;
     }
     if matches!(mode, Mode::Graph | Mode::Deep) {
-        let objects = state.stores.lineage.object_index(project).await?;
         // A follow-up that names nothing is about what the last turns named.
         let earlier: Vec<String> = if mode == Mode::Deep {
             evidence.history.iter().rev().take(EARLIER_QUESTIONS).map(|turn| turn.question.clone()).collect()
         } else {
             Vec::new()
         };
-        let columns = column_hits(state, project, std::iter::once(question).chain(earlier.iter().map(String::as_str))).await?;
+        let (objects, columns) = tokio::try_join!(
+            async { Ok::<_, ApiError>(state.stores.lineage.object_index(project).await?) },
+            column_hits(state, project, std::iter::once(question).chain(earlier.iter().map(String::as_str)))
+        )?;
         let question_owned = question.to_owned();
         // Matching compares the question's words with every object: CPU work that grows with the
         // project, so off the async workers.
@@ -260,42 +262,64 @@ pub async fn gather(state: &AppState, mode: Mode, project: &str, question: &str,
         }
         evidence.intent = Intent::of(question, !found.named.is_empty());
         evidence.unmatched = found.unmatched;
-        for named in found.named {
-            if named.kind == NodeKind::Column {
-                evidence.entities.extend(column_entities(state, project, named).await?);
-                continue;
+        // Deep mode's search runs beside the lineage reads (each on its own pooled connection). The
+        // objects the question names are known already, so search need not look for them again:
+        // a column stands for the object that holds it.
+        let search = async {
+            if mode != Mode::Deep {
+                return Ok(Vec::new());
             }
-            let Some(node) = state.stores.lineage.get_nodes(project, std::slice::from_ref(&named.id)).await?.into_iter().next() else {
-                continue;
-            };
-            evidence.entities.push(entity(state, project, node, named.written, named.how, named.alternatives).await?);
-        }
-        if evidence.entities.is_empty() {
-            evidence.overview = Some(overview(state, &objects).await?);
-        }
-        if mode == Mode::Deep {
-            // The objects the question names are known now: search need not look for them again.
-            let named: Vec<String> = evidence.entities.iter().map(|entity| entity.node.id.clone()).collect();
-            evidence.hits = crate::knowledge::ranked_search(state, project, question, SEARCH_HITS, Some(&named)).await?.1;
-        }
+            let named: Vec<String> =
+                found.named.iter().map(|named| entities::object_of(&named.id).unwrap_or(&named.id).to_owned()).collect();
+            Ok::<_, ApiError>(crate::knowledge::ranked_search(state, project, question, SEARCH_HITS, Some(&named)).await?.1)
+        };
+        // Each named thing's reads are a chain of store calls; the chains run side by side (at most
+        // `MAX_NAMED` of them), their results kept in the question's order.
+        let entities = async {
+            let each = found.named.clone().into_iter().map(|named| async move {
+                if named.kind == NodeKind::Column {
+                    return column_entities(state, project, named).await;
+                }
+                let nodes = state.stores.lineage.get_nodes(project, std::slice::from_ref(&named.id)).await?;
+                let Some(node) = nodes.into_iter().next() else { return Ok(Vec::new()) };
+                Ok(vec![entity(state, project, node, named.written, named.how, named.alternatives).await?])
+            });
+            let gathered: Vec<Entity> = futures::future::try_join_all(each).await?.into_iter().flatten().collect();
+            if gathered.is_empty() {
+                return Ok::<_, ApiError>((gathered, Some(overview(state, &objects).await?)));
+            }
+            Ok((gathered, None))
+        };
+        let ((entities, overview), hits) = tokio::try_join!(entities, search)?;
+        (evidence.entities, evidence.overview, evidence.hits) = (entities, overview, hits);
     } else {
         evidence.intent = Intent::of(question, false);
     }
     Ok(evidence)
 }
 
-/// The columns the store holds for the keys the questions' words may name columns by.
-async fn column_hits(state: &AppState, project: &str, questions: impl Iterator<Item = &str>) -> Result<ColumnHits, ApiError> {
+/// The columns the store holds for the keys the questions' words may name columns by, and, for
+/// runs of words that named none, the columns they name shortened (`tax amount`: `TaxAmt`).
+async fn column_hits(state: &AppState, project: &str, questions: impl Iterator<Item = &str> + Clone) -> Result<ColumnHits, ApiError> {
     let mut keys: Vec<String> = Vec::new();
-    for question in questions {
+    for question in questions.clone() {
         keys.extend(entities::column_keys(question).into_iter().filter(|key| !keys.contains(key)).collect::<Vec<_>>());
     }
+    let store = &state.stores.lineage;
     let mut hits = ColumnHits::new();
-    for id in state.stores.lineage.find_columns(project, &keys, false, COLUMNS_PER_KEY).await? {
+    for id in store.find_columns(project, &keys, false, COLUMNS_PER_KEY).await? {
         if let Some(part) = column_part(&id) {
             hits.entry(column_key(part)).or_default().push(id);
         }
     }
+    let runs: Vec<entities::ShortenedRun> =
+        questions.flat_map(|question| entities::shortened_runs(question, |key| hits.contains_key(key))).collect();
+    if runs.is_empty() {
+        return Ok(hits);
+    }
+    let prefixes: Vec<String> = runs.iter().map(|run| run.prefix.clone()).collect();
+    let candidates = store.find_columns(project, &prefixes, true, COLUMNS_PER_KEY).await?;
+    entities::add_shortened(&mut hits, &runs, candidates);
     Ok(hits)
 }
 
@@ -314,8 +338,10 @@ async fn column_entities(state: &AppState, project: &str, named: Named) -> Resul
             continue;
         }
         let alternatives = if rank == 0 { others.clone() } else { Vec::new() };
-        let upstream = lineage(state, project, &node.id, Direction::Upstream, is_column_flow).await?;
-        let downstream = lineage(state, project, &node.id, Direction::Downstream, is_column_flow).await?;
+        let (upstream, downstream) = tokio::try_join!(
+            lineage(state, project, &node.id, Direction::Upstream, is_column_flow),
+            lineage(state, project, &node.id, Direction::Downstream, is_column_flow)
+        )?;
         found.push(Entity {
             node,
             written: named.written.clone(),
@@ -339,15 +365,22 @@ async fn entity(
     alternatives: Vec<String>,
 ) -> Result<Entity, ApiError> {
     let store = &state.stores.lineage;
-    let own = store.edges_of(project, std::slice::from_ref(&node.id), Direction::Upstream).await?;
-    let column_ids: Vec<String> = own.iter().filter(|edge| edge.kind == EdgeKind::Contains).map(|edge| edge.target.clone()).collect();
-    let mut columns = store.get_nodes(project, &column_ids).await?;
+    // Its own edges and columns, and its lineage each way: three chains of reads, side by side.
+    let own = async {
+        let own = store.edges_of(project, std::slice::from_ref(&node.id), Direction::Upstream).await?;
+        let column_ids: Vec<String> = own.iter().filter(|edge| edge.kind == EdgeKind::Contains).map(|edge| edge.target.clone()).collect();
+        let columns = store.get_nodes(project, &column_ids).await?;
+        Ok::<_, ApiError>((own, columns))
+    };
+    let ((own, mut columns), upstream, downstream) = tokio::try_join!(
+        own,
+        lineage(state, project, &node.id, Direction::Upstream, is_object_flow),
+        lineage(state, project, &node.id, Direction::Downstream, is_object_flow)
+    )?;
     columns.sort_by_key(|column| {
         (column.properties.get("ordinal").and_then(|ordinal| ordinal.as_u64()).unwrap_or(u64::MAX), column.id.clone())
     });
     let references = own.into_iter().filter(|edge| edge.kind == EdgeKind::References).collect();
-    let upstream = lineage(state, project, &node.id, Direction::Upstream, is_object_flow).await?;
-    let downstream = lineage(state, project, &node.id, Direction::Downstream, is_object_flow).await?;
     Ok(Entity { node, written, how, alternatives, columns, references, upstream, downstream })
 }
 

@@ -114,9 +114,9 @@ fn guessed(text: &mut String, entity: &Entity) {
     if !matches!(entity.how, Match::Loose | Match::Near) {
         return;
     }
-    let _ = write!(text, "I took \"{}\" to mean `{}` ({}).", entity.written, entity.node.id, kind_name(entity.node.kind));
+    let _ = write!(text, "I took \"{}\" to mean `{}` ({}).", entity.written, display_id(&entity.node.id), kind_name(entity.node.kind));
     if !entity.alternatives.is_empty() {
-        let others: Vec<String> = entity.alternatives.iter().map(|id| format!("`{id}`")).collect();
+        let others: Vec<String> = entity.alternatives.iter().map(|id| format!("`{}`", display_id(id))).collect();
         let _ = write!(text, " Other names that fit: {}.", others.join(", "));
     }
     text.push_str("\n\n");

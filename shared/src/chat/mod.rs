@@ -585,6 +585,9 @@ fn next_actions(evidence: &Evidence) -> Vec<String> {
         }
         _ => {}
     }
+    // Two entities can suggest the same step (a column and the object holding it).
+    let mut seen = std::collections::HashSet::new();
+    actions.retain(|action| seen.insert(action.clone()));
     actions.truncate(5);
     actions
 }
