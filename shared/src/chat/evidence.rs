@@ -18,7 +18,6 @@ use super::entities::{self, ColumnHits, Match, Named, Unmatched};
 use super::{Mode, Source, SourceKind, Turn};
 use crate::error::ApiError;
 use crate::http::AppState;
-use crate::lineage::walk::walk;
 use crate::lineage::{Direction, EdgeKind, GraphEdge, GraphNode, NodeKind, column_key, column_part};
 use crate::store::SearchHit;
 
@@ -392,16 +391,7 @@ async fn lineage(
     direction: Direction,
     follows: fn(&GraphEdge) -> bool,
 ) -> Result<Lineage, ApiError> {
-    let store = state.stores.lineage.clone();
-    let subgraph = walk(id, &[direction], LINEAGE_DEPTH, LINEAGE_NODES, |ids, direction| {
-        let store = store.clone();
-        let project = project.to_owned();
-        async move {
-            let edges = store.edges_of(&project, &ids, direction).await?;
-            Ok::<_, crate::store::StoreError>(edges.into_iter().filter(&follows).collect())
-        }
-    })
-    .await?;
+    let subgraph = state.stores.lineage.walk(project, id, &[direction], LINEAGE_DEPTH, LINEAGE_NODES, follows).await?;
     // Depth by breadth-first distance from the entity.
     let mut depth_of_node = BTreeMap::from([(id.to_owned(), 0u32)]);
     let mut depth = BTreeMap::new();

@@ -14,7 +14,6 @@ use crate::http::AppState;
 use crate::lineage::extract::Name;
 use crate::lineage::resolve::Catalog;
 use crate::lineage::search::query_terms;
-use crate::lineage::walk::walk;
 use crate::lineage::{Chunk, Direction, FileRecord, GraphEdge, GraphNode, IngestWarning, column_key, column_part};
 use crate::store::{ListedFile, SearchHit, StoreError};
 
@@ -127,13 +126,8 @@ pub async fn lineage(
         LineageDirection::Downstream => &[Direction::Downstream],
         LineageDirection::Both => &[Direction::Upstream, Direction::Downstream],
     };
-    let store = state.stores.lineage.clone();
-    let subgraph = walk(&root.id, directions, depth, MAX_LINEAGE_NODES, |ids, direction| {
-        let store = store.clone();
-        let project = project.to_owned();
-        async move { store.edges_of(&project, &ids, direction).await }
-    })
-    .await?;
+    let store = &state.stores.lineage;
+    let subgraph = store.walk(project, &root.id, directions, depth, MAX_LINEAGE_NODES, |_| true).await?;
     let ids: Vec<String> = subgraph.nodes.iter().cloned().collect();
     let mut nodes = store.get_nodes(project, &ids).await?;
     nodes.sort_by(|a, b| a.id.cmp(&b.id));

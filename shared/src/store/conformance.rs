@@ -476,6 +476,66 @@ pub async fn edges_are_found_in_both_directions(stores: &Stores) {
     assert_eq!(edges(&[], Direction::Upstream).await, Vec::<String>::new());
 }
 
+pub async fn a_walk_reaches_what_walking_edge_by_edge_reaches(stores: &Stores) {
+    // raw → staging → gold → report, a fork (staging also from lookup), a cycle (gold ↔ audit), a
+    // column with its own flow, and an edge of another project that must not be followed.
+    let graph = FileGraph {
+        nodes: ["raw", "lookup", "staging", "gold", "audit", "report"]
+            .iter()
+            .map(|id| object(id, NodeKind::Table, "w.sql", 1))
+            .chain([column("gold", "amount", None), column("staging", "amount", None)])
+            .collect(),
+        edges: vec![
+            edge("staging", EdgeKind::ReadsFrom, "raw", 1),
+            edge("staging", EdgeKind::ReadsFrom, "lookup", 2),
+            edge("gold", EdgeKind::ReadsFrom, "staging", 3),
+            edge("report", EdgeKind::ReadsFrom, "gold", 4),
+            edge("gold", EdgeKind::ReadsFrom, "audit", 5),
+            edge("audit", EdgeKind::ReadsFrom, "gold", 6),
+            edge("gold", EdgeKind::Contains, "gold#amount", 7),
+            edge("gold#amount", EdgeKind::Derives, "staging#amount", 8),
+        ],
+        chunks: vec![],
+    };
+    stores.lineage.store_file(&file("p1", "w1", "walk", 1), graph).await.unwrap();
+    let elsewhere = FileGraph { nodes: vec![], edges: vec![edge("raw", EdgeKind::ReadsFrom, "far", 1)], chunks: vec![] };
+    stores.lineage.store_file(&file("p2", "w2", "walk elsewhere", 1), elsewhere).await.unwrap();
+
+    fn objects_only(edge: &GraphEdge) -> bool {
+        edge.kind != EdgeKind::Derives
+    }
+    let both = [Direction::Upstream, Direction::Downstream];
+    for (start, directions, depth, max_nodes, follows) in [
+        ("gold", &both[..], 4, 100, objects_only as fn(&GraphEdge) -> bool),
+        ("gold", &both[..], 1, 100, objects_only),
+        ("staging", &both[1..], 3, 100, objects_only),
+        ("report", &both[..1], 10, 3, objects_only),
+        ("gold#amount", &both[..1], 4, 100, |_: &GraphEdge| true),
+        ("gold#amount", &both[..1], 4, 100, objects_only),
+        ("raw", &both[..], 4, 100, |_: &GraphEdge| true),
+        ("nothing", &both[..], 4, 100, |_: &GraphEdge| true),
+    ] {
+        let walked = stores.lineage.walk("p1", start, directions, depth, max_nodes, follows).await.unwrap();
+        let by_edges = crate::lineage::walk::walk(start, directions, depth, max_nodes, |ids, direction| async move {
+            let edges = stores.lineage.edges_of("p1", &ids, direction).await?;
+            Ok::<_, StoreError>(edges.into_iter().filter(&follows).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        let case = format!("from {start}, {directions:?}, depth {depth}, at most {max_nodes}");
+        assert_eq!(walked.nodes, by_edges.nodes, "{case}");
+        assert_eq!(edge_ids(walked.edges), edge_ids(by_edges.edges), "{case}");
+        assert_eq!(walked.truncated, by_edges.truncated, "{case}");
+    }
+    // And what that is, for one of them: everything upstream and downstream of gold, once.
+    let walked = stores.lineage.walk("p1", "gold", &both, 4, 100, objects_only).await.unwrap();
+    assert_eq!(walked.nodes.iter().map(String::as_str).collect::<Vec<_>>(), ["audit", "gold", "lookup", "raw", "report", "staging"]);
+    let truncated = stores.lineage.walk("p1", "report", &both[..1], 10, 3, objects_only).await.unwrap();
+    assert!(truncated.truncated && truncated.nodes.len() == 3, "{truncated:?}");
+    let column = stores.lineage.walk("p1", "gold#amount", &both[..1], 4, 100, |_| true).await.unwrap();
+    assert_eq!(edge_ids(column.edges), ["gold#amount|DERIVES|staging#amount"]);
+}
+
 pub async fn the_object_index_lists_objects_but_not_columns(stores: &Stores) {
     let graph = FileGraph {
         nodes: vec![
@@ -883,6 +943,7 @@ macro_rules! conformance_suite {
             case!(the_same_content_is_stored_once_per_project);
             case!(definitions_replace_external_references_and_the_counts_follow);
             case!(edges_are_found_in_both_directions);
+            case!(a_walk_reaches_what_walking_edge_by_edge_reaches);
             case!(the_object_index_lists_objects_but_not_columns);
             case!(columns_are_found_by_their_key_or_a_prefix_of_it);
             case!(files_list_newest_first_per_project_and_overall);

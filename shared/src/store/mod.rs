@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::chat::Turn;
 pub use crate::lineage::Direction;
+use crate::lineage::walk::{Subgraph, Walk};
 use crate::lineage::{Chunk, FileGraph, FileRecord, GraphEdge, GraphNode, IngestWarning, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
@@ -163,6 +164,28 @@ pub trait LineageStore: Send + Sync + 'static {
 
     /// The edges leaving (`Upstream`) or entering (`Downstream`) any of `ids`, of every kind.
     async fn edges_of(&self, project: &str, ids: &[String], direction: Direction) -> Result<Vec<GraphEdge>, StoreError>;
+
+    /// Lineage from `start` as [`crate::lineage::walk::Walk`] walks it (each of `directions`, at
+    /// most `depth` steps and `max_nodes` nodes), along the edges `follows` keeps. By default one
+    /// [`Self::edges_of`] per level; a store whose reads are cheap but whose calls are not (SQLite,
+    /// each call a hop to a blocking thread) walks inside one call.
+    async fn walk(
+        &self,
+        project: &str,
+        start: &str,
+        directions: &[Direction],
+        depth: u32,
+        max_nodes: usize,
+        // Written with its lifetime: `async_trait` would otherwise name the elided one.
+        follows: for<'edge> fn(&'edge GraphEdge) -> bool,
+    ) -> Result<Subgraph, StoreError> {
+        let mut walk = Walk::new(start, directions, depth, max_nodes);
+        while let Some((ids, direction)) = walk.next_lookup() {
+            let edges = self.edges_of(project, &ids, direction).await?;
+            walk.reached(edges.into_iter().filter(&follows).collect());
+        }
+        Ok(walk.finish())
+    }
 
     /// The project's chunks best matching `terms` (already tokenized by
     /// [`crate::lineage::search::tokenize`]), ranked by BM25 (k1 = 1.2, b = 0.75), at most `limit`.

@@ -26,6 +26,7 @@ use super::{
 };
 use crate::activity::{ActivityEvent, ActivityTotals, EventType};
 use crate::chat::Turn;
+use crate::lineage::walk::{Subgraph, Walk};
 use crate::lineage::{Chunk, EdgeKind, FileGraph, FileRecord, GraphEdge, GraphNode, IndexedChunk, IngestWarning, NodeKind, StoredFile};
 use crate::realtime::ConnectionId;
 
@@ -896,21 +897,28 @@ impl LineageStore for SqliteStore {
 
     async fn edges_of(&self, project: &str, ids: &[String], direction: Direction) -> Result<Vec<GraphEdge>, StoreError> {
         let (project, ids) = (project.to_owned(), distinct(ids));
+        self.run(move |connection| read_edges(connection, &project, &ids, direction)).await
+    }
+
+    async fn walk(
+        &self,
+        project: &str,
+        start: &str,
+        directions: &[Direction],
+        depth: u32,
+        max_nodes: usize,
+        follows: for<'edge> fn(&'edge GraphEdge) -> bool,
+    ) -> Result<Subgraph, StoreError> {
+        let project = project.to_owned();
+        let mut walk = Walk::new(start, directions, depth, max_nodes);
+        // Every level on one connection in one blocking call: the reads are index lookups, and
+        // each call costs a hop between threads (the walk's bounds bound the call).
         self.run(move |connection| {
-            // By source: the primary key's prefix. By target: its index, named, since without
-            // statistics the planner may prefer the key's `project_id` prefix and scan the project.
-            let query = match direction {
-                Direction::Upstream => format!("SELECT {EDGE_COLUMNS} FROM graph_edges WHERE project_id = ?1 AND source = ?2"),
-                Direction::Downstream => {
-                    format!("SELECT {EDGE_COLUMNS} FROM graph_edges INDEXED BY graph_edges_by_target WHERE project_id = ?1 AND target = ?2")
-                }
-            };
-            let mut statement = connection.prepare_cached(&query).map_err(classify)?;
-            let mut edges = Vec::new();
-            for id in &ids {
-                edges.extend(decoded(statement.query_map(params![project, id], read_edge).map_err(classify)?.collect())?);
+            while let Some((ids, direction)) = walk.next_lookup() {
+                let edges = read_edges(connection, &project, &distinct(&ids), direction)?;
+                walk.reached(edges.into_iter().filter(&follows).collect());
             }
-            Ok(edges)
+            Ok(walk.finish())
         })
         .await
     }
@@ -947,6 +955,24 @@ impl LineageStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The edges leaving (upstream) or entering (downstream) any of `ids`.
+fn read_edges(connection: &Connection, project: &str, ids: &[String], direction: Direction) -> Result<Vec<GraphEdge>, StoreError> {
+    // By source: the primary key's prefix. By target: its index, named, since without statistics
+    // the planner may prefer the key's `project_id` prefix and scan the project.
+    let query = match direction {
+        Direction::Upstream => format!("SELECT {EDGE_COLUMNS} FROM graph_edges WHERE project_id = ?1 AND source = ?2"),
+        Direction::Downstream => {
+            format!("SELECT {EDGE_COLUMNS} FROM graph_edges INDEXED BY graph_edges_by_target WHERE project_id = ?1 AND target = ?2")
+        }
+    };
+    let mut statement = connection.prepare_cached(&query).map_err(classify)?;
+    let mut edges = Vec::new();
+    for id in ids {
+        edges.extend(decoded(statement.query_map(params![project, id], read_edge).map_err(classify)?.collect())?);
+    }
+    Ok(edges)
 }
 
 /// `ids` without repeats, in order.
