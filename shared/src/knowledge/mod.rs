@@ -284,8 +284,8 @@ pub async fn ranked_search(
         });
         (std::cmp::Reverse(names), !defines)
     };
-    // A stable sort: BM25 order within each group.
-    hits.sort_by_key(|hit| rank(hit));
+    // A stable sort (BM25 order within each group), each hit's key computed once: it allocates.
+    hits.sort_by_cached_key(rank);
     hits.truncate(limit);
     Ok((terms, hits))
 }
